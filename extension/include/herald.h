@@ -1,0 +1,67 @@
+/*-------------------------------------------------------------------------
+ *
+ * herald.h
+ *	  Declarations shared by the files of the herald extension.
+ *
+ * Glossary, used the same way in every file:
+ *	 stream   a named, totally ordered sequence of messages ("user:<name>",
+ *			  "events", "database_events", ...).
+ *	 seq      a message's position in its stream: 1, 2, 3 ... in commit order,
+ *			  without holes.
+ *	 outbox   the table that keeps every message of every stream for replay.
+ *	 doorbell the NOTIFY on channel "herald" that tells listeners a stream has
+ *			  new messages; the outbox, not the doorbell, is the source of truth.
+ *	 worker   the background worker ("herald scheduler") that publishes due
+ *			  events and prunes the outbox.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HERALD_H
+#define HERALD_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+#define HERALD_VERSION "0.1.0"
+#define HERALD_CHANNEL "herald"
+
+/* GUCs (herald.c) */
+extern char *herald_database;			/* database the worker serves */
+extern int	herald_worker_batch_size;	/* events published per transaction */
+extern int	herald_outbox_retention;	/* seconds a message stays replayable */
+extern int	herald_prune_interval;		/* seconds between outbox prunes */
+
+/*
+ * HeraldSharedState lives in shared memory (shmem.c): how backends find and
+ * wake the worker.
+ */
+typedef struct HeraldSharedState
+{
+	slock_t		mutex;			/* protects the fields below */
+	Latch	   *worker_latch;	/* the worker's procLatch, NULL when not running */
+	pid_t		worker_pid;		/* 0 when not running */
+	TimestampTz next_due;		/* when the worker next wakes by itself;
+								 * DT_NOEND when it sleeps with no deadline */
+} HeraldSharedState;
+
+extern HeraldSharedState *herald_shared;
+
+/* shmem.c */
+extern void herald_shmem_install_hooks(void);
+extern void herald_wake_worker(TimestampTz due);
+
+/* wakeup.c: wake the worker when the current transaction commits */
+extern void herald_wakeup_register_callbacks(void);
+extern void herald_wakeup_at_commit(TimestampTz due);
+
+/* announce.c: one doorbell per stream per transaction */
+extern void herald_announce_register_callbacks(void);
+
+/* scheduler.c */
+extern void herald_scheduler_register(void);
+extern PGDLLEXPORT void herald_scheduler_main(Datum main_arg);
+
+#endif							/* HERALD_H */

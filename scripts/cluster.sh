@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# cluster.sh manages Herald's private PostgreSQL cluster under .data/<instance>/pg.
+# usage: cluster.sh start|stop|restart|status|setup
+#   setup: start, then create database $HERALD_DB and the extension (recreated when the
+#          installed extension script changed; a message says so).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+PGDATA="$HERALD_INSTANCE_DIR/pg"
+LOG="$HERALD_INSTANCE_DIR/postgresql.log"
+SOCKDIR="$HERALD_INSTANCE_DIR/sock"
+
+init_cluster() {
+	[ -f "$PGDATA/PG_VERSION" ] && return 0
+	mkdir -p "$HERALD_INSTANCE_DIR" "$SOCKDIR"
+	ensure_pg_can_reach "$HERALD_ROOT"
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$HERALD_INSTANCE_DIR"
+	as_pg "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+	cat >>"$PGDATA/postgresql.conf" <<CONF
+# --- Herald ---
+listen_addresses = '$HERALD_PGHOST'
+port = $HERALD_PGPORT
+unix_socket_directories = '$SOCKDIR'
+shared_preload_libraries = 'herald'
+herald.database = '$HERALD_DB'
+max_connections = 200
+fsync = ${HERALD_PG_FSYNC:-on}
+log_line_prefix = '%m [%p] %q%a '
+CONF
+}
+
+is_running() { as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+
+start() {
+	init_cluster
+	if is_running; then return 0; fi
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$HERALD_INSTANCE_DIR"
+	as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
+}
+
+stop() {
+	[ -f "$PGDATA/PG_VERSION" ] || return 0
+	if is_running; then as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null; fi
+}
+
+setup() {
+	start
+	local admin="postgresql://postgres@$HERALD_PGHOST:$HERALD_PGPORT/postgres"
+	if [ "$("$PG_BINDIR/psql" -X -tA "$admin" -c "select 1 from pg_database where datname = '$HERALD_DB'")" != 1 ]; then
+		"$PG_BINDIR/psql" -X -q "$admin" -c "CREATE DATABASE \"$HERALD_DB\""
+	fi
+	local script sum stamp="$HERALD_INSTANCE_DIR/extension.sha256"
+	script="$("$PG_BINDIR/pg_config" --sharedir)/extension/herald--0.1.0.sql"
+	sum="$(sha256sum "$script" | cut -d' ' -f1)"
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$sum" ]; then
+		echo "cluster: the extension's install script changed since this database was made; recreating extension herald (its data is dropped)" >&2
+		psql_herald -c "DROP EXTENSION IF EXISTS herald CASCADE"
+	fi
+	psql_herald -c "CREATE EXTENSION IF NOT EXISTS herald"
+	echo "$sum" >"$stamp"
+}
+
+case "${1:-}" in
+	start) start ;;
+	stop) stop ;;
+	restart) stop; start ;;
+	status) is_running && echo "running ($DATABASE_URL)" || { echo stopped; exit 3; } ;;
+	setup) setup ;;
+	*) echo "usage: $0 start|stop|restart|status|setup" >&2; exit 2 ;;
+esac
