@@ -7,7 +7,8 @@ HERALD_DATA_DIR="${HERALD_DATA_DIR:-$HERALD_ROOT/.data}"
 HERALD_INSTANCE_DIR="$HERALD_DATA_DIR/$HERALD_INSTANCE"
 PG_BINDIR="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 
-if [ "$HERALD_INSTANCE" = test ]; then
+case "$HERALD_INSTANCE" in test*) HERALD_IS_TEST=1 ;; *) HERALD_IS_TEST=0 ;; esac
+if [ "$HERALD_IS_TEST" = 1 ]; then
 	: "${HERALD_PGPORT:=5434}" "${PORT:=3100}" "${eventListenerPort:=19090}" "${clientListenerPort:=19099}"
 	: "${HERALD_RELAY_PORT:=18080}" "${HERALD_EMULATOR_PORT:=14000}"
 else
@@ -17,11 +18,14 @@ fi
 : "${HERALD_PGHOST:=127.0.0.1}" "${HERALD_DB:=herald}" "${HOST:=127.0.0.1}"
 : "${DATABASE_URL:=postgresql://postgres@$HERALD_PGHOST:$HERALD_PGPORT/$HERALD_DB}"
 : "${HERALD_RELAY_UPSTREAMS:=http://127.0.0.1:$HERALD_EMULATOR_PORT/tweets/1,http://127.0.0.1:$HERALD_EMULATOR_PORT/tweets/2}"
-: "${HERALD_SIDECAR_BIN:=$HERALD_ROOT/sidecar/build/herald-sidecar}"
-: "${HERALD_EMULATOR_BIN:=$HERALD_ROOT/sidecar/build/herald-tweet-emulator}"
+: "${HERALD_REGRESS_PORT:=5435}"                      # pg_regress; isolation uses the next port
+: "${HERALD_SIDECAR_BUILD:=build}"                     # sidecar/<dir> holding the binaries
+: "${HERALD_SIDECAR_BIN:=$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sidecar}"
+: "${HERALD_EMULATOR_BIN:=$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-tweet-emulator}"
 export HERALD_ROOT HERALD_INSTANCE HERALD_DATA_DIR HERALD_INSTANCE_DIR PG_BINDIR HERALD_PGPORT \
 	HERALD_PGHOST HERALD_DB HOST PORT DATABASE_URL eventListenerPort clientListenerPort \
-	HERALD_RELAY_PORT HERALD_EMULATOR_PORT HERALD_RELAY_UPSTREAMS HERALD_SIDECAR_BIN HERALD_EMULATOR_BIN
+	HERALD_RELAY_PORT HERALD_EMULATOR_PORT HERALD_RELAY_UPSTREAMS HERALD_SIDECAR_BIN HERALD_EMULATOR_BIN \
+	HERALD_REGRESS_PORT HERALD_SIDECAR_BUILD HERALD_IS_TEST
 
 # as_pg runs a command as the unprivileged "postgres" user when we are root
 # (PostgreSQL refuses to run as root), as ourselves otherwise.

@@ -6,7 +6,7 @@
 #      browser) against a fresh test cluster and the ASan build of the sidecar
 # It uses instance "test" (its own data, ports and logs), never a `make run` instance.
 set -uo pipefail
-export HERALD_INSTANCE=test
+export HERALD_INSTANCE="${HERALD_TEST_INSTANCE:-test}"
 source "$(dirname "$0")/env.sh"
 cd "$HERALD_ROOT"
 
@@ -16,8 +16,8 @@ failed=0
 failed_steps=()
 
 scripts/bootstrap.sh || exit 1
-make -s build install >/dev/null || { echo "test: build failed"; exit 1; }
-make -s -C sidecar asan >/dev/null || { echo "test: ASan build failed"; exit 1; }
+make -s -C extension install >/dev/null && make -s -C sidecar B="$HERALD_SIDECAR_BUILD" >/dev/null || { echo "test: build failed"; exit 1; }
+make -s -C sidecar B="$HERALD_SIDECAR_BUILD" asan >/dev/null || { echo "test: ASan build failed"; exit 1; }
 rm -rf "$HERALD_INSTANCE_DIR"
 mkdir -p "$LOGDIR"
 ensure_pg_can_reach "$HERALD_ROOT"
@@ -33,7 +33,7 @@ count_step() {
 }
 
 # ---- 1. unit tests (ASan/UBSan) ----
-units=(sidecar/build/asan/tests/*)
+units=(sidecar/$HERALD_SIDECAR_BUILD/asan/tests/*)
 up=0; uf=0
 for t in "${units[@]}"; do
 	[ -x "$t" ] || continue
@@ -46,7 +46,7 @@ PGXS_DIR="$(dirname "$("$PG_BINDIR/pg_config" --pgxs)")/.."
 regress_tests=$(cd regress/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)
 if [ -n "$regress_tests" ]; then
 	as_pg "$PGXS_DIR/test/regress/pg_regress" --inputdir=regress --outputdir="$HERALD_INSTANCE_DIR/regress" \
-		--temp-instance="$HERALD_INSTANCE_DIR/regress/tmp" --temp-config=regress/herald.conf --port=5435 \
+		--temp-instance="$HERALD_INSTANCE_DIR/regress/tmp" --temp-config=regress/herald.conf --port="$HERALD_REGRESS_PORT" \
 		--bindir="$PG_BINDIR" --dbname=herald_regress --load-extension=herald $regress_tests \
 		>"$LOGDIR/pg_regress.log" 2>&1
 	rc=$?
@@ -59,7 +59,7 @@ fi
 iso_tests=$(cd regress/specs 2>/dev/null && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)
 if [ -n "$iso_tests" ]; then
 	as_pg "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=regress --outputdir="$HERALD_INSTANCE_DIR/isolation" \
-		--temp-instance="$HERALD_INSTANCE_DIR/isolation/tmp" --temp-config=regress/herald.conf --port=5436 \
+		--temp-instance="$HERALD_INSTANCE_DIR/isolation/tmp" --temp-config=regress/herald.conf --port="$((HERALD_REGRESS_PORT + 1))" \
 		--bindir="$PG_BINDIR" --dbname=herald_regress --load-extension=herald $iso_tests \
 		>"$LOGDIR/isolation.log" 2>&1
 	rc=$?
@@ -71,7 +71,7 @@ if [ -n "$iso_tests" ]; then
 fi
 
 # ---- 3. end to end ----
-export HERALD_SIDECAR_BIN="$HERALD_ROOT/sidecar/build/asan/herald-sidecar"
+export HERALD_SIDECAR_BIN="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/asan/herald-sidecar"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # Short intervals so cadence tests run in seconds (the defaults are the seeds' own).
 export HERALD_V1_INTERVAL_MS="${HERALD_V1_INTERVAL_MS:-1500}" HERALD_V1_KEEPALIVE_MS="${HERALD_V1_KEEPALIVE_MS:-300}"
