@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
-	libh2o-evloop-dev libwslay-dev libsodium-dev libssl-dev zlib1g-dev
+	libh2o-evloop-dev libwslay-dev libsodium-dev libssl-dev zlib1g-dev libjansson-dev
 	nodejs npm curl netcat-openbsd procps
 	chromium
 )

@@ -11,6 +11,9 @@ case "$HERALD_INSTANCE" in test*) HERALD_IS_TEST=1 ;; *) HERALD_IS_TEST=0 ;; esa
 if [ "$HERALD_IS_TEST" = 1 ]; then
 	: "${HERALD_PGPORT:=5434}" "${PORT:=3100}" "${eventListenerPort:=19090}" "${clientListenerPort:=19099}"
 	: "${HERALD_RELAY_PORT:=18080}" "${HERALD_EMULATOR_PORT:=14000}"
+elif [ "${HERALD_INSTANCE#bench}" != "$HERALD_INSTANCE" ]; then
+	: "${HERALD_PGPORT:=5437}" "${PORT:=3200}" "${eventListenerPort:=29090}" "${clientListenerPort:=29099}"
+	: "${HERALD_RELAY_PORT:=28080}" "${HERALD_EMULATOR_PORT:=24000}"
 else
 	: "${HERALD_PGPORT:=5433}" "${PORT:=3000}" "${eventListenerPort:=9090}" "${clientListenerPort:=9099}"
 	: "${HERALD_RELAY_PORT:=8080}" "${HERALD_EMULATOR_PORT:=4000}"

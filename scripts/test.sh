@@ -18,6 +18,9 @@ failed_steps=()
 scripts/bootstrap.sh || exit 1
 make -s -C extension install >/dev/null && make -s -C sidecar B="$HERALD_SIDECAR_BUILD" >/dev/null || { echo "test: build failed"; exit 1; }
 make -s -C sidecar B="$HERALD_SIDECAR_BUILD" asan >/dev/null || { echo "test: ASan build failed"; exit 1; }
+# A previous run may have left servers behind (interrupted run): stop them before wiping.
+scripts/sidecar.sh stop >/dev/null 2>&1 || true
+[ -f "$HERALD_INSTANCE_DIR/pg/PG_VERSION" ] && scripts/cluster.sh stop >/dev/null 2>&1
 rm -rf "$HERALD_INSTANCE_DIR"
 mkdir -p "$LOGDIR"
 ensure_pg_can_reach "$HERALD_ROOT"
@@ -76,7 +79,12 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="print_stack
 # Short intervals so cadence tests run in seconds (the defaults are the seeds' own).
 export HERALD_V1_INTERVAL_MS="${HERALD_V1_INTERVAL_MS:-1500}" HERALD_V1_KEEPALIVE_MS="${HERALD_V1_KEEPALIVE_MS:-300}"
 export HERALD_LISTEN_CHECK_MS="${HERALD_LISTEN_CHECK_MS:-1000}"
+export HERALD_SSE_MAX_BUFFER="${HERALD_SSE_MAX_BUFFER:-262144}" # slow-consumer test: cut after 256 KiB unsent
+export HERALD_WS_IDLE_MS="${HERALD_WS_IDLE_MS:-1500}"
+export HERALD_FM_ID_TIMEOUT_MS="${HERALD_FM_ID_TIMEOUT_MS:-1000}" HERALD_FM_CLIENT_MAX_BUFFER="${HERALD_FM_CLIENT_MAX_BUFFER:-1048576}"
 export ORIGIN="${ORIGIN:-http://allowed.example}"
+# Broker: a short liveness period, and a known SECRET so tests can make (and forge) tokens.
+export HERALD_EVENTS_STATUS_MS="${HERALD_EVENTS_STATUS_MS:-1000}" SECRET="${SECRET:-herald-e2e-secret-0123456789abcdef0123456789}"
 e2e_files=$(ls regress/e2e/*.test.mjs regress/browser/*.test.mjs 2>/dev/null)
 if [ -n "$e2e_files" ]; then
 	if scripts/cluster.sh setup && scripts/sidecar.sh start; then

@@ -33,6 +33,8 @@ extern char *herald_database;			/* database the worker serves */
 extern int	herald_worker_batch_size;	/* events published per transaction */
 extern int	herald_outbox_retention;	/* seconds a message stays replayable */
 extern int	herald_prune_interval;		/* seconds between outbox prunes */
+extern bool herald_doorbell_via_worker;	/* hand doorbells to the worker */
+extern int	herald_doorbell_ring_size;	/* kB of the doorbell ring */
 
 /*
  * HeraldSharedState lives in shared memory (shmem.c): how backends find and
@@ -45,6 +47,8 @@ typedef struct HeraldSharedState
 	pid_t		worker_pid;		/* 0 when not running */
 	TimestampTz next_due;		/* when the worker next wakes by itself;
 								 * DT_NOEND when it sleeps with no deadline */
+	bool		event_wake;		/* set with the latch by herald_wake_worker:
+								 * the worker must run a publication round */
 } HeraldSharedState;
 
 extern HeraldSharedState *herald_shared;
@@ -59,6 +63,22 @@ extern void herald_wakeup_at_commit(TimestampTz due);
 
 /* announce.c: one doorbell per stream per transaction */
 extern void herald_announce_register_callbacks(void);
+
+/* doorbell.c: the ring through which the worker rings the doorbells */
+extern Size herald_doorbell_shmem_size(void);
+extern void herald_doorbell_shmem_init(void);
+extern bool herald_doorbell_reserve(const char *payloads, Size len, int npayloads);
+extern void herald_doorbell_commit(void);
+extern void herald_doorbell_abort(void);
+extern void herald_doorbell_attach(void);
+extern void herald_doorbell_detach(void);
+extern uint64 herald_doorbell_drain(int max_payloads, bool *more);
+
+/* publish.c: publication of due event versions (inside a transaction) */
+extern bool herald_events_ready(void);
+extern uint64 herald_publish_batch(int max_events, TimestampTz now);
+extern TimestampTz herald_next_due(TimestampTz after);
+extern bool herald_prune_outbox(void);
 
 /* scheduler.c */
 extern void herald_scheduler_register(void);

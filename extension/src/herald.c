@@ -53,6 +53,14 @@ _PG_init(void)
 							NULL, &herald_worker_batch_size, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("herald.doorbell_via_worker",
+							 "Hand the doorbells of committing transactions to the background worker.",
+							 "When on, and the worker serves this database, a committing transaction "
+							 "leaves its doorbells in shared memory and the worker sends the NOTIFYs; "
+							 "when off, or without the worker, the transaction sends them itself.",
+							 &herald_doorbell_via_worker, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
 	herald_announce_register_callbacks();
 	herald_wakeup_register_callbacks();
 
@@ -63,6 +71,12 @@ _PG_init(void)
 							   "Database whose events the background worker publishes.",
 							   NULL, &herald_database, "herald",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("herald.doorbell_ring_size",
+							"Shared memory for doorbells waiting for the background worker.",
+							"When it is full, committing transactions wait up to a second, "
+							"then send their doorbells themselves.",
+							&herald_doorbell_ring_size, 4096, 64, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("herald");
 
 	herald_shmem_install_hooks();

@@ -35,6 +35,7 @@ herald_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(HeraldSharedState)));
+	RequestAddinShmemSpace(herald_doorbell_shmem_size());
 }
 
 static void
@@ -53,7 +54,9 @@ herald_shmem_startup(void)
 		herald_shared->worker_latch = NULL;
 		herald_shared->worker_pid = 0;
 		herald_shared->next_due = DT_NOEND;
+		herald_shared->event_wake = false;
 	}
+	herald_doorbell_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -74,6 +77,7 @@ herald_wake_worker(TimestampTz due)
 	{
 		latch = herald_shared->worker_latch;
 		herald_shared->next_due = due;
+		herald_shared->event_wake = true;
 	}
 	SpinLockRelease(&herald_shared->mutex);
 	if (latch)

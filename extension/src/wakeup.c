@@ -10,6 +10,10 @@
 #include "herald.h"
 
 #include "access/xact.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(herald_wake_worker_at);
 
 static TimestampTz wakeup_due = DT_NOEND;	/* earliest due time armed in this
 											 * transaction */
@@ -53,4 +57,19 @@ herald_wakeup_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * herald_wake_worker_at implements herald._wake_worker_at(due): SQL's way to
+ * call herald_wakeup_at_commit (herald.insert_event calls it for a future
+ * version).
+ */
+Datum
+herald_wake_worker_at(PG_FUNCTION_ARGS)
+{
+	TimestampTz due = PG_GETARG_TIMESTAMPTZ(0);
+
+	if (!TIMESTAMP_NOT_FINITE(due))
+		herald_wakeup_at_commit(due);
+	PG_RETURN_VOID();
 }

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "modules.h"
 #include "pg_async.h"
+#include "relay_worker.h"
 #include "routes.h"
 #include "timer.h"
 
@@ -96,6 +97,8 @@ static int create_listener(h2o_loop_t *loop, h2o_socket_t **out)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], HS_RELAY_WORKER_FLAG) == 0)
+        return hs_relay_worker_main(argc, argv); /* a relay worker process (relay_worker.h) */
     int rc = hs_config_load(argc, argv);
     if (rc == 2)
         return 0;

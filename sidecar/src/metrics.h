@@ -31,6 +31,8 @@
     X(ws_messages_total, counter, "WebSocket messages received")                                                       \
     X(ws_entries_stored_total, counter, "Session entries stored from WebSocket uploads")                              \
     X(ws_errors_total, counter, "WebSocket messages refused or connections closed for bad input")                     \
+    X(auth_tokens_issued_total, counter, "JWTs issued by POST /login")                                                \
+    X(auth_refused_total, counter, "Requests refused with 401 for a missing, invalid or expired token")               \
     X(fm_events_total, counter, "Follower-maze events received")                                                       \
     X(fm_notifications_total, counter, "Follower-maze notifications delivered")                                        \
     X(fm_clients_connected, gauge, "Follower-maze user clients connected")                                             \
@@ -39,6 +41,9 @@
     X(fm_duplicates_total, counter, "Follower-maze events dropped as duplicates")                                      \
     X(fm_malformed_total, counter, "Follower-maze malformed lines skipped")                                            \
     X(fm_client_cuts_total, counter, "Follower-maze clients cut (slow, silent or bad id)")                            \
+    X(fm_client_disconnects_total, counter, "Follower-maze user clients that disconnected by themselves")              \
+    X(fm_window_capacity, gauge, "Follower-maze reorder window slots allocated (64 bytes each)")                       \
+    X(fm_streams_total, counter, "Follower-maze event source connections (each one a fresh stream)")                  \
     X(relay_tweets_in_total, counter, "Tweets read from upstream SSE streams")                                         \
     X(relay_tweets_out_total, counter, "Tweet lines written to relay clients")                                         \
     X(relay_worker_restarts_total, counter, "Relay worker processes restarted by the supervisor")                     \

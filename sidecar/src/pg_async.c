@@ -395,6 +395,8 @@ static void pool_dispatch(void)
 {
     for (int i = 0; i < pool.size && !h2o_linklist_is_empty(&pool.queue); i++) {
         hs_pg_conn_t *conn = pool.conns[i];
+        if (conn == NULL)
+            continue;
         while (hs_pg_conn_is_ready(conn) && !h2o_linklist_is_empty(&pool.queue)) {
             hs_pg_query_t *q = H2O_STRUCT_FROM_MEMBER(hs_pg_query_t, link, pool.queue.next);
             h2o_linklist_unlink(&q->link);
@@ -459,7 +461,7 @@ void hs_pg_shutdown(void)
 int hs_pg_is_available(void)
 {
     for (int i = 0; i < pool.size; i++)
-        if (hs_pg_conn_is_up(pool.conns[i]))
+        if (pool.conns[i] != NULL && hs_pg_conn_is_up(pool.conns[i])) /* NULL while hs_pg_init creates them */
             return 1;
     return 0;
 }

@@ -1,4 +1,100 @@
-/* sessions_api.c — seed 002 routes. (Skeleton.) */
-#include "modules.h"
+/*
+ * sessions_api.c — seed 002 ("eventservice"): the HTTP routes.
+ *
+ *   GET /ws?sessionId=<UUID>  WebSocket upload of session entries (ws_sessions.c)
+ *   GET /session/<UUID>       200 {"type":"SESSION","start","end","children":[{"type":"EVENT",
+ *                             "timestamp","name"}...]} (ms, children in time order)
+ *                             | 400 not a UUID | 404 unknown session
+ *   GET /database_events      text/event-stream of stream "database_events": every stored
+ *                             session entry as it commits (event: message, data: row JSON,
+ *                             id: seq), resumable with Last-Event-ID, with keep-alive comments
+ *
+ * PostgreSQL builds every answer (herald.session_json, herald.ingest_session_batch in
+ * sql/install/60_sessions.sql); the sidecar checks the identifiers and passes them on.
+ */
+#include <string.h>
 
-void hs_sessions_routes(h2o_hostconf_t *host) {}
+#include "http_util.h"
+#include "modules.h"
+#include "pg_async.h"
+#include "sse.h"
+#include "ws_sessions.h"
+
+#define MODULE "sessions"
+
+static int path_is(h2o_req_t *req, const char *p)
+{
+    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    return h2o_memis(req->path.base, len, p, strlen(p));
+}
+
+/* method_allowed answers 405 unless the request is GET (or HEAD when head_ok). */
+static int method_allowed(h2o_req_t *req, int head_ok)
+{
+    if (hs_http_method_is(req, "GET") || (head_ok && hs_http_method_is(req, "HEAD")))
+        return 1;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+    hs_http_send_error(req, 405, "%.*s accepts GET only", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len),
+                       req->path.base);
+    return 0;
+}
+
+static void on_session_json(void *data, PGresult *res, const char *error)
+{
+    h2o_req_t *req = data;
+    if (!hs_pg_result_ok(res)) {
+        hs_pg_reply_error(req, res, error); /* HR031 unknown session -> 404 */
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        hs_http_send_error(req, 500, "internal error");
+        return;
+    }
+    hs_http_send_json(req, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+static int on_session(h2o_handler_t *self, h2o_req_t *req)
+{
+    if (!method_allowed(req, 1))
+        return 0;
+    const char *id = hs_http_path_tail(req, "/session/");
+    if (id == NULL || id[0] == '\0') {
+        hs_http_send_error(req, 400, "missing session id: GET /session/<UUID>");
+        return 0;
+    }
+    if (!hs_is_uuid(id)) {
+        hs_http_send_error(req, 400, "session id must be a UUID");
+        return 0;
+    }
+    const char *values[] = {id};
+    hs_pg_query_req(req, "SELECT herald.session_json($1::uuid)", 1, values, on_session_json, req);
+    return 0;
+}
+
+static int on_database_events(h2o_handler_t *self, h2o_req_t *req)
+{
+    if (!path_is(req, "/database_events")) {
+        hs_http_send_error(req, 404, "no route for %.*s", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len),
+                           req->path.base);
+        return 0;
+    }
+    if (!method_allowed(req, 0))
+        return 0;
+    int64_t last = hs_sse_last_event_id(req);
+    if (last == -2) {
+        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer");
+        return 0;
+    }
+    hs_sse_options_t opts = {0};
+    opts.stream = "database_events";
+    opts.last_event_id = last;
+    hs_sse_start(req, &opts);
+    return 0;
+}
+
+void hs_sessions_routes(h2o_hostconf_t *host)
+{
+    hs_route(host, "/ws", hs_ws_sessions_on_req);
+    hs_route(host, "/session", on_session);
+    hs_route(host, "/database_events", on_database_events);
+}

@@ -40,11 +40,17 @@ typedef struct st_hs_sse_options_t {
     uint64_t tick_ms;                /* 0 = no tick */
     hs_sse_tick_cb on_tick;          /* called every tick_ms (and once at start if tick_at_start) */
     int tick_at_start;
-    void *data;                      /* passed to on_tick */
+    void *data;                      /* passed to on_tick and on_close */
+    /* optional: called once when the stream ends (client gone, cut, shutdown); after it returns
+     * the hs_sse_t must not be used any more. */
+    void (*on_close)(hs_sse_t *sse, void *data);
 } hs_sse_options_t;
 
 /* hs_sse_start answers req with an SSE stream. Returns NULL after having sent an error
- * (e.g. 503 when the stream needs PostgreSQL and it is unavailable). */
+ * (e.g. 503 when the stream needs PostgreSQL and it is unavailable). With a stream and no
+ * Last-Event-ID, the response starts once the snapshot / stream position has been read; if
+ * that query fails, the error (503, or the mapped SQLSTATE) is sent then and on_close runs.
+ * Frames sent before the start are queued. Keep the returned pointer only until on_close. */
 hs_sse_t *hs_sse_start(h2o_req_t *req, const hs_sse_options_t *opts);
 /* hs_sse_send queues one frame (event NULL = "message"; id NULL = no id line). */
 void hs_sse_send(hs_sse_t *sse, const char *event, const char *id, const char *data, size_t len);

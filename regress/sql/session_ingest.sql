@@ -1,0 +1,125 @@
+-- session_ingest: seed 002's SQL side — herald.ingest_session_batch (validation, all or
+-- nothing, the database_events stream) and herald.session_json.
+\set SHOW_CONTEXT never
+
+-- try_ingest shows either the ack or "SQLSTATE: message [detail]".
+CREATE FUNCTION try_ingest(sid uuid, batch text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	d text;
+BEGIN
+	RETURN herald.ingest_session_batch(sid, batch)::text;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+	RETURN format('%s: %s%s', SQLSTATE, SQLERRM, CASE WHEN d <> '' THEN ' [' || d || ']' ELSE '' END);
+END $$;
+
+-- counts shows what is stored for a session (row, events, stream messages).
+CREATE FUNCTION counts(sid uuid) RETURNS text LANGUAGE sql AS $$
+	SELECT format('sessions=%s events=%s streamed=%s',
+		(SELECT count(*) FROM herald.sessions WHERE session_id = sid),
+		(SELECT count(*) FROM herald.session_events WHERE session_id = sid),
+		(SELECT count(*) FROM herald.outbox WHERE stream = 'database_events' AND strpos(data, sid::text) > 0))
+$$;
+
+-- Unix ms <-> timestamptz is exact over the whole accepted range.
+SELECT herald.from_unix_ms(1624422533298), herald.unix_ms('2021-06-23 04:28:53.298+00');
+SELECT count(*) AS mismatches
+FROM (SELECT g::bigint * 1234567891 + g % 1000 AS ms FROM generate_series(0, 200000) g
+	UNION ALL VALUES (0), (1), (999), (253402300799999)) v
+WHERE herald.unix_ms(herald.from_unix_ms(v.ms)) <> v.ms;
+
+-- The seed's example in two batches.
+SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', $$[
+	{"timestamp": 1624422533298, "type": "SESSION_START", "session_id": "0d856b46-48cd-4fba-946b-53d15b7b43e0"},
+	{"timestamp": 1624422533300, "type": "EVENT", "name": "event2"},
+	{"timestamp": 1624422533299, "type": "EVENT", "name": "test"}]$$);
+SELECT herald.session_json('0d856b46-48cd-4fba-946b-53d15b7b43e0');
+SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', $$[
+	{"timestamp": 1624422533299, "type": "EVENT", "name": "event2"},
+	{"timestamp": 1624422533400, "type": "SESSION_END", "session_id": "0D856B46-48CD-4FBA-946B-53D15B7B43E0"}]$$);
+SELECT herald.session_json('0d856b46-48cd-4fba-946b-53d15b7b43e0');
+SELECT counts('0d856b46-48cd-4fba-946b-53d15b7b43e0');
+-- the stream got every stored entry, in entry order
+SELECT seq, kind, data FROM herald.replay('database_events', 0) ORDER BY seq;
+SELECT * FROM herald.session_event_names ORDER BY event_name_id;
+
+-- Ended: nothing more, not even a second SESSION_END.
+SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', '[{"timestamp": 1624422533500, "type": "SESSION_END"}]');
+SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', '[{"timestamp": 1624422533500, "type": "EVENT", "name": "late"}]');
+SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', '[]');
+SELECT counts('0d856b46-48cd-4fba-946b-53d15b7b43e0');
+
+-- Every refusal names its entry, and stores nothing.
+SELECT b AS batch, try_ingest('11111111-1111-1111-1111-111111111111', b) AS answer
+FROM unnest(ARRAY[
+	'{"type": "SESSION_START", "timestamp": 1}',
+	'[{"type": "SESSION_START", "timestamp": 1}',
+	'"[]"',
+	'[{"type": "SESSION_START", "timestamp": 1}, 7]',
+	'[{"timestamp": 1}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "PAUSE", "timestamp": 1}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": null, "timestamp": 1}]',
+	'[{"type": "SESSION_START", "timestamp": 1.5}]',
+	'[{"type": "SESSION_START", "timestamp": "1"}]',
+	'[{"type": "SESSION_START"}]',
+	'[{"type": "SESSION_START", "timestamp": -1}]',
+	'[{"type": "SESSION_START", "timestamp": 253402300800000}]',
+	'[{"type": "SESSION_START", "timestamp": 1, "session_id": "22222222-2222-2222-2222-222222222222"}]',
+	'[{"type": "SESSION_START", "timestamp": 1, "session_id": 5}]',
+	'[{"type": "EVENT", "timestamp": 1, "name": "a"}, {"type": "SESSION_START", "timestamp": 1}]',
+	'[{"type": "SESSION_END", "timestamp": 1}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "EVENT", "timestamp": 1}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "EVENT", "timestamp": 1, "name": ""}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "EVENT", "timestamp": 1, "name": 3}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "EVENT", "timestamp": 1, "name": "' || repeat('x', 256) || '"}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "SESSION_START", "timestamp": 2}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "SESSION_END", "timestamp": 2}, {"type": "SESSION_END", "timestamp": 3}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "SESSION_END", "timestamp": 2}, {"type": "EVENT", "timestamp": 3, "name": "a"}]',
+	'[{"type": "SESSION_START", "timestamp": 5}, {"type": "SESSION_END", "timestamp": 4}]',
+	'[{"type": "SESSION_START", "timestamp": 1}, {"type": "EVENT", "timestamp": 2, "name": "a"}, {"type": "EVENT", "timestamp": 2.25, "name": "b"}]'
+]) AS b;
+SELECT counts('11111111-1111-1111-1111-111111111111');
+SELECT try_ingest(NULL, '[]');
+SELECT count(*) AS stray_names FROM herald.session_event_names WHERE event_name IN ('a', 'b');
+
+-- A name of exactly 255 characters, and names in any script, are stored.
+SELECT try_ingest('33333333-3333-3333-3333-333333333333', '[{"type": "SESSION_START", "timestamp": 1},
+	{"type": "EVENT", "timestamp": 2, "name": "' || repeat('y', 255) || '"},
+	{"type": "EVENT", "timestamp": 3, "name": "événement \"quoted\" 🎉"}]');
+SELECT herald.session_json('33333333-3333-3333-3333-333333333333')::jsonb -> 'children' -> 1;
+
+-- A session without events reads back with no children; an unknown one is HR031.
+SELECT try_ingest('44444444-4444-4444-4444-444444444444', '[{"type": "SESSION_START", "timestamp": 1624422533298}]');
+SELECT herald.session_json('44444444-4444-4444-4444-444444444444');
+DO $$
+BEGIN
+	PERFORM herald.session_json('55555555-5555-5555-5555-555555555555');
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE '%: %', SQLSTATE, SQLERRM;
+END $$;
+SELECT herald.session_json(NULL);
+
+-- Known names do not consume identity values (smallint: 32767 names in all).
+SELECT try_ingest('44444444-4444-4444-4444-444444444444',
+	(SELECT json_agg(json_build_object('type', 'EVENT', 'timestamp', 1624422533298 + g, 'name', 'event2'))::text FROM generate_series(1, 500) g));
+SELECT count(*) AS names, max(event_name_id) AS max_id FROM herald.session_event_names;
+SELECT counts('44444444-4444-4444-4444-444444444444');
+
+-- Several batches in one transaction (the sidecar's group commit): each stored whole or not
+-- at all, answered in order; one send_batch for all of them.
+SELECT herald.stream_position('database_events') AS before \gset
+SELECT * FROM herald.ingest_session_batches(
+	ARRAY['66666666-6666-6666-6666-666666666666', '77777777-7777-7777-7777-777777777777',
+		'66666666-6666-6666-6666-666666666666', '88888888-8888-8888-8888-888888888888']::uuid[],
+	ARRAY['[{"type": "SESSION_START", "timestamp": 10}, {"type": "EVENT", "timestamp": 11, "name": "g"}]',
+		'[{"type": "EVENT", "timestamp": 11, "name": "never"}]',
+		'[{"type": "EVENT", "timestamp": 12, "name": "g"}, {"type": "SESSION_END", "timestamp": 13}]',
+		'not json']);
+SELECT herald.stream_position('database_events') - :before AS streamed;
+SELECT counts('66666666-6666-6666-6666-666666666666'), counts('77777777-7777-7777-7777-777777777777');
+SELECT herald.session_json('66666666-6666-6666-6666-666666666666');
+SELECT * FROM herald.ingest_session_batches('{}', '{}');
+SELECT * FROM herald.ingest_session_batches(ARRAY['66666666-6666-6666-6666-666666666666']::uuid[], '{}');
+
+DROP FUNCTION try_ingest(uuid, text);
+DROP FUNCTION counts(uuid);

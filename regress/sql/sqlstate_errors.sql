@@ -1,0 +1,56 @@
+-- sqlstate_errors: the errors of the streams and reports API, with their SQLSTATE, message
+-- and hint, as clients (and the sidecar's HTTP mapping) see them.
+-- err runs a statement and returns the error it raised (code 'none' when it succeeded).
+CREATE FUNCTION pg_temp.err(q text) RETURNS TABLE(code text, message text, detail text, hint text)
+	LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	code := 'none';
+	RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	RETURN NEXT;
+END
+$$;
+
+INSERT INTO herald.reports (id, owner)
+VALUES ('00000000-0000-0000-0000-00000000e001', '00000000-0000-0000-0000-00000000e0aa');
+
+-- HR001: a transition outside the table, from each status
+\x on
+SELECT * FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'completed')$$);
+SELECT * FROM pg_temp.err($$UPDATE herald.reports SET status = 'failed' WHERE id = '00000000-0000-0000-0000-00000000e001'$$);
+SELECT * FROM pg_temp.err($$INSERT INTO herald.reports (id, owner, status) VALUES ('00000000-0000-0000-0000-00000000e002', '00000000-0000-0000-0000-00000000e0aa', 'queued')$$);
+SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'queued') IS NOT NULL AS queued;
+SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'processing') IS NOT NULL AS processing;
+SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'completed') IS NOT NULL AS completed;
+SELECT * FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'pending')$$);
+-- HR002: unknown report
+SELECT * FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e404', 'queued')$$);
+SELECT * FROM pg_temp.err($$SELECT * FROM herald.report_history('00000000-0000-0000-0000-00000000e404')$$);
+-- 22023: unknown status text, NULL status; 22P02 for a bad enum in plain SQL
+SELECT * FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'done')$$);
+SELECT * FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', NULL)$$);
+SELECT * FROM pg_temp.err($$UPDATE herald.reports SET status = 'done' WHERE id = '00000000-0000-0000-0000-00000000e001'$$);
+-- 22004: no owner
+SELECT * FROM pg_temp.err($$SELECT herald.create_report(NULL)$$);
+-- 0A000: id and owner never change
+SELECT * FROM pg_temp.err($$UPDATE herald.reports SET owner = gen_random_uuid() WHERE id = '00000000-0000-0000-0000-00000000e001'$$);
+-- streams: 22023 for a bad replay position or size; 23514 for a bad stream name or kind;
+-- 23502 for NULL data (details, which hold the failing row, left out)
+SELECT * FROM pg_temp.err($$SELECT * FROM herald.replay('err:s', -1)$$);
+SELECT * FROM pg_temp.err($$SELECT * FROM herald.replay('err:s', 0, 0)$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send('', 'x')$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send(repeat('s', 1001), 'x')$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:s', 'x', E'two\nlines')$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:s', NULL::text)$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send(NULL, 'x')$$);
+-- the failed sends took no seq
+SELECT herald.stream_position('err:s') AS position, herald.send('err:s', 'ok') AS next_seq;
+\x off
+-- PREPARE TRANSACTION cannot carry a doorbell (0A000)
+BEGIN;
+SELECT herald.send('err:prepared', 'x') AS seq;
+PREPARE TRANSACTION 'herald_sent';
+SELECT herald.stream_position('err:prepared') AS position;

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# fanout.sh: SSE fan-out (issue 5) — herald-sidecar against nginx + nchan, in the same
+# invocation, with the same load program (sidecar/tools/herald-sse-load.c: epoll subscribers,
+# publishers, per-message latency from publishing to receipt, loss / duplicate / reorder
+# checks, server RSS per connection). One nginx worker against one sidecar loop thread.
+# Publishing, each system its own way: herald with SELECT herald.send('user:<name>', body) in
+# autocommit (the latency runs from before the statement, commit included; BENCH_HERALD_PUBLISH
+# =post uses POST /v2/message instead), nchan with POST /pub/<channel> (which answers only
+# once every subscriber has been written). Subscribers: GET /v2/sse?username=<name> and
+# GET /sub/<channel> (eventsource).
+# Scenarios:
+#   peruser   1 000 subscribers on distinct streams, 1 000 messages/s, BENCH_PERUSER_MSGS messages
+#   idle      10 000 idle subscribers: server memory per connection
+#   bcast1k   one stream, 1 000 subscribers, BENCH_BCAST1K_MSGS messages as fast as one publisher goes
+#   bcast10k  one stream, 10 000 subscribers, BENCH_BCAST10K_MSGS messages, likewise
+#   (bcast*: then herald again at the publish rate nchan reached: same offered load, "@nchan-rate")
+#   scripts/bench/run.sh fanout           (needs HERALD_BENCH_DEPS=1 scripts/bootstrap.sh for nchan)
+#   BENCH_SCENARIOS="peruser idle" scripts/bench/run.sh fanout
+set -euo pipefail
+source "$(dirname "$0")/../env.sh"
+cd "$HERALD_ROOT"
+
+SCENARIOS="${BENCH_SCENARIOS:-peruser idle bcast1k bcast10k}"
+PERUSER_MSGS="${BENCH_PERUSER_MSGS:-10000}"
+BCAST1K_MSGS="${BENCH_BCAST1K_MSGS:-500}"
+BCAST10K_MSGS="${BENCH_BCAST10K_MSGS:-100}"
+NCHAN_PORT="${HERALD_NCHAN_PORT:-$((PORT + 7))}"
+RUN="r$$"
+HERALD_PUBLISH="${BENCH_HERALD_PUBLISH:-sql}"
+
+if ! command -v nginx >/dev/null || [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+	echo "fanout: nginx + nchan missing: run HERALD_BENCH_DEPS=1 scripts/bootstrap.sh" >&2
+	exit 1
+fi
+make -s -C extension install >/dev/null
+make -s -C sidecar B="$HERALD_SIDECAR_BUILD" >/dev/null
+LOAD="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sse-load"
+export HERALD_SIDECAR_BIN="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sidecar"
+export HERALD_LOG_LEVEL=warn HERALD_FOLLOWERMAZE=0 HERALD_RELAY=0 HERALD_EMULATOR=0
+# restart: a running postmaster keeps the library it preloaded, not the one just installed
+scripts/cluster.sh restart >/dev/null
+scripts/cluster.sh setup >/dev/null
+
+NDIR="$HERALD_INSTANCE_DIR/nchan"
+mkdir -p "$NDIR/logs" "$NDIR/tmp"
+cat >"$NDIR/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $NDIR/nginx.pid;
+error_log $NDIR/logs/error.log warn;
+events { worker_connections 19000; multi_accept on; }
+http {
+	access_log off;
+	keepalive_requests 10000000;
+	client_body_temp_path $NDIR/tmp/body;
+	proxy_temp_path $NDIR/tmp/proxy;
+	fastcgi_temp_path $NDIR/tmp/fastcgi;
+	uwsgi_temp_path $NDIR/tmp/uwsgi;
+	scgi_temp_path $NDIR/tmp/scgi;
+	server {
+		listen $HOST:$NCHAN_PORT backlog=4096;
+		location ~ ^/sub/(.+)\$ {
+			nchan_subscriber eventsource;
+			nchan_channel_id \$1;
+			nchan_subscriber_first_message newest;
+		}
+		location ~ ^/pub/(.+)\$ {
+			nchan_publisher;
+			nchan_channel_id \$1;
+			nchan_message_buffer_length 20000;
+			nchan_message_timeout 10m;
+		}
+	}
+}
+EOF
+
+nchan_start() {
+	nginx -p "$NDIR" -c "$NDIR/nginx.conf" -g 'daemon on;' 2>>"$NDIR/logs/error.log"
+	for _ in $(seq 100); do
+		[ -f "$NDIR/nginx.pid" ] && pgrep -P "$(cat "$NDIR/nginx.pid")" >/dev/null && return 0
+		sleep 0.05
+	done
+	echo "fanout: nginx did not start" >&2; exit 1
+}
+nchan_stop() {
+	[ -f "$NDIR/nginx.pid" ] || return 0
+	local pid; pid="$(cat "$NDIR/nginx.pid")"
+	kill -QUIT "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$NDIR/nginx.pid"
+}
+nchan_pid() { pgrep -P "$(cat "$NDIR/nginx.pid")" | head -1; }
+herald_start() { scripts/sidecar.sh restart >/dev/null; }
+herald_stop() { scripts/sidecar.sh stop-sidecar >/dev/null 2>&1 || true; }
+herald_pid() { cat "$HERALD_INSTANCE_DIR/sidecar.pid"; }
+trap 'herald_stop; nchan_stop' EXIT
+
+RESULTS="$HERALD_INSTANCE_DIR/fanout-results.txt"
+: >"$RESULTS"
+
+# run <scenario> <server> args...: one load run against a freshly started server.
+run() {
+	local scen="$1" server="$2"; shift 2
+	local port pid sub pub
+	local extra=()
+	if [ "$server" = herald ]; then
+		herald_start; port="$PORT"; pid="$(herald_pid)"
+		if [ "$HERALD_PUBLISH" = sql ]; then
+			# --pub /v2/message?username=X  ->  herald.send('user:X', ...)
+			local args=() a
+			for a in "$@"; do
+				case "$a" in /v2/message\?username=*) args+=("user:${a#/v2/message?username=}") ;; *) args+=("$a") ;; esac
+			done
+			set -- "${args[@]}"
+			extra=(--db "$DATABASE_URL")
+		fi
+	else
+		nchan_start; port="$NCHAN_PORT"; pid="$(nchan_pid)"
+	fi
+	local out
+	out="$("$LOAD" --host "$HOST" --port "$port" --pid "$pid" --label "$scen/$server" "${extra[@]}" "$@" 2>&1)" || true
+	echo "$out" | grep -v '^RESULT' | sed 's/^/    /'
+	echo "$out" | grep '^RESULT' >>"$RESULTS" || echo "RESULT label=$scen/$server failed=1" >>"$RESULTS"
+	if [ "$server" = herald ]; then herald_stop; else nchan_stop; fi
+}
+
+for scen in $SCENARIOS; do
+	echo "--- $scen"
+	case "$scen" in
+	peruser)
+		run peruser herald --sub "/v2/sse?username=$RUN-p{i}" --pub "/v2/message?username=$RUN-p{i}" -n 1000 --streams 1000 \
+			--messages "$PERUSER_MSGS" --rate 1000 --publishers 8
+		run peruser nchan --sub "/sub/$RUN-p{i}" --pub "/pub/$RUN-p{i}" -n 1000 --streams 1000 \
+			--messages "$PERUSER_MSGS" --rate 1000 --publishers 8 ;;
+	idle)
+		run idle herald --sub "/v2/sse?username=$RUN-i{i}" -n 10000 --streams 10000 --idle --settle-ms 2000
+		run idle nchan --sub "/sub/$RUN-i{i}" -n 10000 --streams 10000 --idle --settle-ms 2000 ;;
+	bcast1k | bcast10k)
+		if [ "$scen" = bcast1k ]; then n=1000 msgs="$BCAST1K_MSGS"; else n=10000 msgs="$BCAST10K_MSGS"; fi
+		run "$scen" herald --sub "/v2/sse?username=$RUN-$scen" --pub "/v2/message?username=$RUN-$scen" -n "$n" --streams 1 \
+			--messages "$msgs" --publishers 1
+		run "$scen" nchan --sub "/sub/$RUN-$scen" --pub "/pub/$RUN-$scen" -n "$n" --streams 1 --messages "$msgs" --publishers 1
+		# the same offered load: herald published at the rate nchan's publisher achieved
+		rate="$(grep "label=$scen/nchan " "$RESULTS" | sed -n 's/.* pub_rate=\([0-9]*\).*/\1/p')"
+		if [ -n "$rate" ] && [ "$rate" -gt 0 ]; then
+			run "$scen@nchan-rate" herald --sub "/v2/sse?username=$RUN-$scen-r" --pub "/v2/message?username=$RUN-$scen-r" -n "$n" \
+				--streams 1 --messages "$msgs" --publishers 1 --rate "$rate"
+		fi ;;
+	*) echo "fanout: unknown scenario $scen" >&2 ;;
+	esac
+done
+
+# The table (markdown, for the README) and the ratios.
+awk '
+function val(line, key,   m) { if (match(line, " " key "=[^ ]*")) { m = substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2); return m } return "" }
+{ split(val($0, "label"), a, "/"); s = a[1]; srv = a[2]; if (!(s in seen)) { order[++n] = s; seen[s] = 1 }
+  for (k = 0; k < 1; k++) {}
+  R[s, srv, "subs"] = val($0, "subs"); R[s, srv, "lost"] = val($0, "lost"); R[s, srv, "dup"] = val($0, "dup");
+  R[s, srv, "reordered"] = val($0, "reordered"); R[s, srv, "p50"] = val($0, "p50_us"); R[s, srv, "p99"] = val($0, "p99_us");
+  R[s, srv, "max"] = val($0, "max_us"); R[s, srv, "dps"] = val($0, "deliveries_per_s"); R[s, srv, "mem"] = val($0, "bytes_per_conn");
+  R[s, srv, "pub"] = val($0, "pub_rate"); R[s, srv, "deliv"] = val($0, "deliveries"); R[s, srv, "exp"] = val($0, "expected");
+  R[s, srv, "ap50"] = val($0, "ack_p50_us"); R[s, srv, "ap99"] = val($0, "ack_p99_us"); R[s, srv, "failed"] = val($0, "failed") }
+function ms(us) { return us == "" ? "-" : sprintf("%.2f", us / 1000) }
+function ratio(x, y) { return (x == "" || y == "" || y + 0 == 0) ? "-" : sprintf("%.2f", x / y) }
+END {
+  print ""
+  print "| scenario | server | subscribers | delivered/expected | lost | dup | reordered | p50 ms | p99 ms | max ms | p50 / p99 ms from ack | deliveries/s | publish/s | bytes/conn |"
+  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for (i = 1; i <= n; i++) { s = order[i]
+    for (j = 1; j <= 2; j++) { srv = j == 1 ? "herald" : "nchan"
+      if (R[s, srv, "subs"] == "" && R[s, srv, "failed"] == "") continue
+      if (R[s, srv, "failed"] != "") { printf "| %s | %s | failed |\n", s, srv; continue }
+      if (s == "idle")
+        printf "| %s | %s | %s | - | - | - | - | - | - | - | - | - | - | %s |\n", s, srv, R[s, srv, "subs"], R[s, srv, "mem"]
+      else
+        printf "| %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", s, srv, R[s, srv, "subs"], R[s, srv, "deliv"], R[s, srv, "exp"],
+          R[s, srv, "lost"], R[s, srv, "dup"], R[s, srv, "reordered"], ms(R[s, srv, "p50"]), ms(R[s, srv, "p99"]), ms(R[s, srv, "max"]),
+          ms(R[s, srv, "ap50"]), ms(R[s, srv, "ap99"]),
+          R[s, srv, "dps"], R[s, srv, "pub"], R[s, srv, "mem"] } }
+  print ""
+  print "ratios herald / nchan:"
+  for (i = 1; i <= n; i++) { s = order[i]
+    if (index(s, "@") > 0) { b = substr(s, 1, index(s, "@") - 1)
+      printf "  %-9s at the nchan publish rate: deliveries/s %s, p99 %s\n", b, ratio(R[s, "herald", "dps"], R[b, "nchan", "dps"]), ratio(R[s, "herald", "p99"], R[b, "nchan", "p99"]); continue }
+    if (s == "idle") printf "  %-9s memory per connection %s (lower is better)\n", s, ratio(R[s, "herald", "mem"], R[s, "nchan", "mem"])
+    else printf "  %-9s deliveries/s %s (higher is better), p99 %s (lower is better)\n", s, ratio(R[s, "herald", "dps"], R[s, "nchan", "dps"]), ratio(R[s, "herald", "p99"], R[s, "nchan", "p99"]) }
+}' "$RESULTS"
+echo "raw results: $RESULTS"

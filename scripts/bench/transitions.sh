@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# transitions.sh: the cost of the report state machine (issue 3). pgbench runs, in the same
+# invocation and against the same cluster, (a) herald.transition() on herald.reports — C
+# validation, version, history row, owner's stream message and doorbell — and (b) a plain
+# UPDATE of the status column of an equivalent table without any of that. Each client
+# walks its own reports (pending → queued → canceled → pending ...), so clients never wait
+# on each other's rows. Printed: both rates and the ratio; target ratio ≥ 0.75 (the machine
+# costs at most 25 % of plain UPDATE throughput); and, to show where the cost is, the
+# transition rate with the doorbell (NOTIFY) trigger switched off. Measured twice: with the
+# cluster's commit durability (NOTIFY's cluster-wide commit lock is held through the WAL
+# flush, so notifying commits cannot share a flush), and with synchronous_commit = off
+# (CPU-bound: the machine's own work shows).
+#   scripts/bench/run.sh transitions    (BENCH_CLIENTS, BENCH_SECONDS, BENCH_REPORTS)
+set -euo pipefail
+source "$(dirname "$0")/../env.sh"
+cd "$HERALD_ROOT"
+CLIENTS="${BENCH_CLIENTS:-8}"
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+PER_CLIENT="${BENCH_REPORTS:-1000}"
+PGBENCH="$PG_BINDIR/pgbench"
+make -s -C extension install >/dev/null
+# restart: a running postmaster keeps the library it preloaded, not the one just installed
+scripts/cluster.sh restart >/dev/null
+scripts/cluster.sh setup >/dev/null
+psql_herald >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS public.bench_plain_reports;
+CREATE TABLE public.bench_plain_reports (LIKE herald.reports INCLUDING DEFAULTS);
+ALTER TABLE public.bench_plain_reports ADD PRIMARY KEY (id);
+CREATE INDEX ON public.bench_plain_reports (owner, created_at);
+INSERT INTO public.bench_plain_reports (id, owner)
+SELECT md5('bench-report-' || i)::uuid, md5('bench-owner-' || i)::uuid
+  FROM generate_series(0, $CLIENTS * $PER_CLIENT + $PER_CLIENT) i;
+DELETE FROM herald.reports WHERE id IN (SELECT id FROM public.bench_plain_reports);
+INSERT INTO herald.reports (id, owner) SELECT id, owner FROM public.bench_plain_reports;
+VACUUM ANALYZE public.bench_plain_reports;
+VACUUM ANALYZE herald.reports;
+VACUUM ANALYZE herald.report_history;
+SQL
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/plain.sql" <<SQL
+\set r :client_id * $PER_CLIENT + random(1, $PER_CLIENT)
+UPDATE public.bench_plain_reports
+   SET status = CASE status WHEN 'pending' THEN 'queued' WHEN 'queued' THEN 'canceled' ELSE 'pending' END::herald.report_status,
+       version = version + 1, updated_at = now()
+ WHERE id = md5('bench-report-' || :r)::uuid;
+SQL
+cat >"$tmp/transition.sql" <<SQL
+\set r :client_id * $PER_CLIENT + random(1, $PER_CLIENT)
+SELECT herald.transition(id, CASE status WHEN 'pending' THEN 'queued' WHEN 'queued' THEN 'canceled' ELSE 'pending' END)
+  FROM herald.reports WHERE id = md5('bench-report-' || :r)::uuid;
+SQL
+
+# tps runs one pgbench script and prints its rate (transactions per second).
+tps() {
+	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
+		| awk '/^tps = / { printf "%d", $3 }' || { cat "$tmp/err" >&2; return 1; }
+}
+
+echo "transitions: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select 'fsync=' || current_setting('fsync')")"
+# doorbell_off/on switch the outbox's NOTIFY trigger, to show what the doorbell costs (the
+# trigger is always switched back on, even if the run fails).
+doorbell() { psql_herald -c "ALTER TABLE herald.outbox ${1^^} TRIGGER outbox_announce" >/dev/null; }
+trap 'doorbell enable; rm -rf "$tmp"' EXIT
+best() { printf '%s\n' "$@" | sort -n | tail -1; }
+for mode in on off; do
+	export PGOPTIONS="-c synchronous_commit=$mode"
+	# alternate the runs three times, keep the best of each, so drift hits all alike
+	ps=(); ts=(); ns=()
+	for _ in 1 2 3; do
+		ps+=("$(tps "$tmp/plain.sql")"); ts+=("$(tps "$tmp/transition.sql")")
+		doorbell disable; ns+=("$(tps "$tmp/transition.sql")"); doorbell enable
+	done
+	p=$(best "${ps[@]}"); t=$(best "${ts[@]}"); n=$(best "${ns[@]}")
+	ratio=$(awk -v t="$t" -v p="$p" 'BEGIN { printf "%.2f", t / p }')
+	nratio=$(awk -v t="$n" -v p="$p" 'BEGIN { printf "%.2f", t / p }')
+	verdict=$(awk -v t="$t" -v p="$p" 'BEGIN { print (t >= 0.75 * p) ? "meets" : "misses" }')
+	printf 'transitions: synchronous_commit=%-3s plain UPDATE %6d tps  herald.transition %6d tps  ratio %s (%s the 0.75 target); without the doorbell %6d tps (%s)\n' \
+		"$mode" "$p" "$t" "$ratio" "$verdict" "$n" "$nratio"
+done
