@@ -31,10 +31,19 @@ CONF
 
 is_running() { as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
 
+LIBSTAMP="$HERALD_INSTANCE_DIR/herald.so.sha256"
+library_sum() { sha256sum "$("$PG_BINDIR/pg_config" --pkglibdir)/herald.so" 2>/dev/null | cut -d' ' -f1; }
+
 start() {
 	init_cluster
-	if is_running; then return 0; fi
+	if is_running; then
+		# The postmaster keeps the herald.so it preloaded: restart when a new one was installed.
+		if [ -f "$LIBSTAMP" ] && [ "$(cat "$LIBSTAMP")" = "$(library_sum)" ]; then return 0; fi
+		echo "cluster: herald.so changed since the server started; restarting it" >&2
+		stop
+	fi
 	[ "$(id -u)" = 0 ] && chown -R postgres: "$HERALD_INSTANCE_DIR"
+	library_sum >"$LIBSTAMP"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
 }
 

@@ -68,6 +68,10 @@ typedef struct SchedulerState
 	int			locked_spins;	/* rounds in a row that found due rows but
 								 * could publish none (locked) */
 	int			errors;			/* rounds in a row that failed */
+	TimestampTz wake_at;		/* when the next round is due by the clock */
+	bool		draining;		/* ringing doorbells (for the error path) */
+	int			drain_errors;	/* doorbell batches in a row that failed */
+	TimestampTz drain_after;	/* no doorbells before, after a failure */
 } SchedulerState;
 
 static MemoryContext SchedulerLoopContext = NULL;
@@ -296,7 +300,6 @@ void
 herald_scheduler_main(Datum main_arg)
 {
 	SchedulerState state = {0};
-	TimestampTz wake_at = 0;	/* when the next round is due by the clock */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -324,8 +327,8 @@ herald_scheduler_main(Datum main_arg)
 	for (;;)
 	{
 		long		timeout = 0;
-		bool		round;
-		bool		more = false;
+		volatile bool round;
+		volatile bool more = false;
 		TimestampTz now;
 
 		ResetLatch(MyLatch);
@@ -340,7 +343,7 @@ herald_scheduler_main(Datum main_arg)
 		 * schedules an event woke us (doorbells wake us too, for less). */
 		now = GetCurrentTimestamp();
 		SpinLockAcquire(&herald_shared->mutex);
-		round = herald_shared->event_wake || now >= wake_at;
+		round = herald_shared->event_wake || now >= state.wake_at;
 		if (round)
 		{
 			/* Awake: every commit that schedules an event sets the latch. */
@@ -358,11 +361,20 @@ herald_scheduler_main(Datum main_arg)
 				state.errors = 0;
 				if (timeout < 0 || timeout > HERALD_SAFETY_TIMEOUT_MS)
 					timeout = HERALD_SAFETY_TIMEOUT_MS;
-				wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+				state.wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 			}
 			/* Ring committed doorbells, a bounded batch per turn, so that a
 			 * flood of them never delays a due publication by much. */
-			(void) herald_doorbell_drain(HERALD_DOORBELL_BATCH, &more);
+			if (now >= state.drain_after)
+			{
+				bool		left = false;
+
+				state.draining = true;
+				(void) herald_doorbell_drain(HERALD_DOORBELL_BATCH, &left);
+				state.draining = false;
+				state.drain_errors = 0;
+				more = left;
+			}
 		}
 		PG_CATCH();
 		{
@@ -373,24 +385,37 @@ herald_scheduler_main(Datum main_arg)
 			FlushErrorState();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			RESUME_INTERRUPTS();
-			timeout = herald_backoff_ms(10 + state.errors++, HERALD_ERROR_BACKOFF_MAX_MS);
-			wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
-			state.ready = false;
 			more = false;
+			if (state.draining)
+			{
+				/* e.g. a full notification queue: the doorbells stay in the
+				 * ring; try again later, whoever sets the latch. */
+				state.draining = false;
+				timeout = herald_backoff_ms(10 + state.drain_errors++, HERALD_ERROR_BACKOFF_MAX_MS);
+				state.drain_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+			}
+			else
+			{
+				timeout = herald_backoff_ms(10 + state.errors++, HERALD_ERROR_BACKOFF_MAX_MS);
+				state.wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+				state.ready = false;
+			}
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(SchedulerLoopContext);
 
 		now = GetCurrentTimestamp();
-		if (more || now >= wake_at)
+		if (more || now >= state.wake_at)
 			continue;
-		timeout = TimestampDifferenceMilliseconds(now, wake_at);
+		timeout = TimestampDifferenceMilliseconds(now, state.wake_at);
+		if (state.drain_errors > 0)
+			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, state.drain_after));
 		if (timeout < 1)
 			timeout = 1;
 		/* Anything due before we wake by ourselves wakes us. */
 		if (round)
-			herald_scheduler_advertise(wake_at);
+			herald_scheduler_advertise(state.wake_at);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 	}

@@ -241,3 +241,32 @@ test('SECRET: required off loopback; on loopback a random per-start key, logged'
   assert.equal((await ins(base, u.jwt)).status, 401, 'a token signed with SECRET does not');
   assert.equal((await ins(BASE, jwt)).status, 401, 'and its token does not work elsewhere');
 });
+
+test('auth on: per-user streams accept a /login token by user id (sub) or username (name claim)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const path = await import('node:path');
+  const { ROOT } = await import('./lib/env.mjs');
+  const bin = process.env.HERALD_SIDECAR_BIN || path.join(ROOT, 'sidecar/build/herald-sidecar');
+  const port = PORT + 9;
+  const child = spawn(bin, [], {
+    env: { ...process.env, PORT: String(port), HERALD_AUTH: 'on', HERALD_FOLLOWERMAZE: '0', HERALD_RELAY: '0' },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  t.after(() => child.kill('SIGTERM'));
+  const base = `http://${HOST}:${port}`;
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${base}/healthcheck`)).ok) break; } catch { /* not yet */ }
+    assert.ok(i < 200, 'the auth-on sidecar did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const u = await newUser('streamauth'); // token signed with the shared SECRET
+  const claims = JSON.parse(Buffer.from(u.jwt.split('.')[1], 'base64url').toString());
+  assert.equal(claims.name, u.username, 'the token names the user');
+
+  const open = async (path) => { const s = await SSEStream.open(`${base}${path}`); const st = s.status; s.close(); return st; };
+  const tok = encodeURIComponent(u.jwt);
+  assert.equal(await open(`/v2/sse?username=${encodeURIComponent(u.username)}&access_token=${tok}`), 200, 'v2 by username');
+  assert.equal(await open(`/v4/sse?user_id=${claims.sub}&access_token=${tok}`), 200, 'v4 by user id');
+  assert.equal(await open(`/v2/sse?username=someone-else&access_token=${tok}`), 401, 'another user');
+  assert.equal(await open(`/v2/sse?username=${encodeURIComponent(u.username)}`), 401, 'no token');
+});

@@ -5,7 +5,9 @@
 # streams (one per message, chosen at random among 10 000), and as a baseline a bare INSERT
 # of the same row into an equivalent table without the outbox machinery. One message per
 # transaction. Printed: the three rates and the ratios to the bare INSERT; with the
-# cluster's commit durability and with synchronous_commit = off.
+# cluster's commit durability and with synchronous_commit = off. The sends are measured with the
+# doorbells handed to the background worker (herald.doorbell_via_worker = on, the default) and
+# with the sending transaction notifying itself ("direct": off).
 #   scripts/bench/run.sh sends          (BENCH_CLIENTS, BENCH_SECONDS)
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
@@ -58,8 +60,11 @@ echo "sends: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $("$PG_BINDIR/psql" 
 for mode in on off; do
 	export PGOPTIONS="-c synchronous_commit=$mode"
 	i=$(tps "$tmp/insert.sql"); one=$(tps "$tmp/one.sql"); many=$(tps "$tmp/many.sql")
-	printf 'sends: synchronous_commit=%-3s bare INSERT %7d tps  send one stream %7d tps (%s)  send many streams %7d tps (%s)\n' \
-		"$mode" "$i" "$one" "$(ratio "$one" "$i")" "$many" "$(ratio "$many" "$i")"
+	PGOPTIONS="$PGOPTIONS -c herald.doorbell_via_worker=off"
+	d1=$(tps "$tmp/one.sql"); dmany=$(tps "$tmp/many.sql")
+	printf 'sends: synchronous_commit=%-3s bare INSERT %7d tps  send one stream %7d tps (%s)  send many streams %7d tps (%s)  direct doorbell: one %7d (%s) many %7d (%s)\n' \
+		"$mode" "$i" "$one" "$(ratio "$one" "$i")" "$many" "$(ratio "$many" "$i")" \
+		"$d1" "$(ratio "$d1" "$i")" "$dmany" "$(ratio "$dmany" "$i")"
 done
 # the outbox kept every message once, without holes
 "$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "

@@ -4,7 +4,7 @@
  * A token is base64url(header) "." base64url(claims) "." base64url(HMAC-SHA-256), every part
  * base64url without padding (RFC 7515/7519). Herald only makes and accepts one kind:
  *   header  {"alg":"HS256","typ":"JWT"}   — any other alg ("none", "HS512", ...) is refused;
- *   claims  {"sub":"<subject>","iat":<now>,"exp":<now + EXPIRY>}.
+ *   claims  {"sub":"<subject>","iat":<now>,"exp":<now + EXPIRY>} (+ "name": the username, from /login).
  * The HMAC key is the bytes of SECRET as given (the streaming libsodium API takes keys of any
  * length, like every other JWT library, so tokens interoperate), or 32 random bytes drawn at
  * start when SECRET is empty and the server listens on loopback only (tokens then die with
@@ -104,6 +104,12 @@ static int b64_append(char *out, size_t out_size, size_t *pos, const void *bin, 
 /* hs_auth_issue writes header.claims.signature for sub into out. */
 int hs_auth_issue(const char *sub, char *out, size_t out_size)
 {
+    return hs_auth_issue_named(sub, NULL, out, out_size);
+}
+
+/* hs_auth_issue_named: the same, with a "name" claim (the username) when name is not NULL. */
+int hs_auth_issue_named(const char *sub, const char *name, char *out, size_t out_size)
+{
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     if (auth_key == NULL || sub == NULL || out == NULL || out_size == 0)
         return -1;
@@ -111,6 +117,10 @@ int hs_auth_issue(const char *sub, char *out, size_t out_size)
     json_t *claims = json_pack("{s:s, s:I, s:I}", "sub", sub, "iat", (json_int_t)now, "exp", (json_int_t)now + hs_config.expiry);
     if (claims == NULL)
         return -1;
+    if (name != NULL && json_object_set_new(claims, "name", json_string(name)) != 0) {
+        json_decref(claims);
+        return -1;
+    }
     char *cj = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(claims);
     if (cj == NULL)
@@ -179,6 +189,14 @@ static json_t *decode_json_part(const char *s, size_t len)
 /* hs_auth_verify: see auth.h. The messages in *why go to clients as is. */
 int hs_auth_verify(const char *token, char *sub, size_t sub_size, const char **why)
 {
+    return hs_auth_verify_named(token, sub, sub_size, NULL, 0, why);
+}
+
+/* hs_auth_verify_named: hs_auth_verify, also copying the optional "name" claim ("" when absent). */
+int hs_auth_verify_named(const char *token, char *sub, size_t sub_size, char *name, size_t name_size, const char **why)
+{
+    if (name != NULL && name_size > 0)
+        name[0] = '\0';
     json_t *header = NULL, *claims = NULL;
     unsigned char *sig = NULL;
     int ok = 0;
@@ -259,6 +277,9 @@ int hs_auth_verify(const char *token, char *sub, size_t sub_size, const char **w
         goto Exit;
     }
     memcpy(sub, json_string_value(s), json_string_length(s) + 1);
+    json_t *n = json_object_get(claims, "name");
+    if (name != NULL && json_is_string(n) && json_string_length(n) < name_size && strlen(json_string_value(n)) == json_string_length(n))
+        memcpy(name, json_string_value(n), json_string_length(n) + 1);
     ok = 1;
 
 Exit:
@@ -294,15 +315,16 @@ int hs_auth_require_user(h2o_req_t *req, const char *user)
 {
     if (!hs_config_auth_required())
         return 0;
-    char sub[256];
+    char sub[256], name[256];
     const char *why = NULL;
     const char *token = hs_auth_bearer(req);
-    if (hs_auth_verify(token, sub, sizeof(sub), &why) != 0) {
+    if (hs_auth_verify_named(token, sub, sizeof(sub), name, sizeof(name), &why) != 0) {
         HS_METRIC_INC(auth_refused_total);
         hs_http_send_error(req, 401, "%s", why);
         return -1;
     }
-    if (user == NULL || strcmp(sub, user) != 0) {
+    /* per-user streams are named by user id (v4) or by username (v2/v3: the "name" claim) */
+    if (user == NULL || (strcmp(sub, user) != 0 && (name[0] == '\0' || strcmp(name, user) != 0))) {
         HS_METRIC_INC(auth_refused_total);
         hs_http_send_error(req, 401, "this token belongs to another user");
         return -1;

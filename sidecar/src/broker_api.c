@@ -128,7 +128,8 @@ static void on_login_result(void *data, PGresult *res, const char *error)
         return;
     }
     char jwt[JWT_MAX], body[JWT_MAX + 16];
-    if (hs_auth_issue(PQgetvalue(res, 0, 0), jwt, sizeof(jwt)) != 0) {
+    const char *name = PQnfields(res) > 1 && !PQgetisnull(res, 0, 1) ? PQgetvalue(res, 0, 1) : NULL;
+    if (hs_auth_issue_named(PQgetvalue(res, 0, 0), name, jwt, sizeof(jwt)) != 0) {
         hs_error(MODULE, "could not issue a token");
         hs_http_send_error(req, 500, "internal error");
         return;
@@ -146,7 +147,11 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     if (body == NULL)
         return 0;
     const char *params[] = {body};
-    hs_pg_query_req(req, "SELECT herald.api_login($1)", 1, params, on_login_result, req);
+    /* the CTE runs the (argon2id) login once; the username becomes the token's "name" claim */
+    hs_pg_query_req(req,
+                    "WITH l AS MATERIALIZED (SELECT herald.api_login($1) AS id) "
+                    "SELECT l.id, u.username FROM l LEFT JOIN herald.users u ON u.id = l.id",
+                    1, params, on_login_result, req);
     return 0;
 }
 

@@ -26,6 +26,7 @@ struct st_hs_pg_conn_t {
     int attempts;       /* consecutive failed attempts, for the backoff */
     int was_up;         /* has been connected at least once (reconnects are counted) */
     hs_timer_t retry;
+    hs_timer_t connect_deadline; /* libpq's connect_timeout only works for blocking connects */
     /* the query in flight */
     hs_pg_result_cb cb;
     void *cb_data;
@@ -98,9 +99,19 @@ static void schedule_retry(hs_pg_conn_t *conn)
     hs_timer_start(conn->loop, &conn->retry, delay, on_retry);
 }
 
+#define HS_PG_CONNECT_TIMEOUT_MS 5000
+
+static void on_connect_deadline(hs_timer_t *timer)
+{
+    hs_pg_conn_t *conn = H2O_STRUCT_FROM_MEMBER(hs_pg_conn_t, connect_deadline, timer);
+    if (conn->state == CONN_CONNECTING)
+        conn_lost(conn, "connection attempt timed out");
+}
+
 static void conn_start(hs_pg_conn_t *conn)
 {
     conn->state = CONN_CONNECTING;
+    hs_timer_start(conn->loop, &conn->connect_deadline, HS_PG_CONNECT_TIMEOUT_MS, on_connect_deadline);
     conn->pg = PQconnectStart(conn->conninfo);
     if (conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD) {
         conn_lost(conn, conn->pg ? PQerrorMessage(conn->pg) : "out of memory");
@@ -130,6 +141,7 @@ static void conn_poll_connect(hs_pg_conn_t *conn)
         watch_write(conn);
         break;
     case PGRES_POLLING_OK:
+        hs_timer_stop(&conn->connect_deadline);
         conn->state = CONN_READY;
         conn->attempts = 0;
         if (conn->was_up)
@@ -166,6 +178,7 @@ static void conn_lost(hs_pg_conn_t *conn, const char *why)
     }
     conn->state = CONN_DOWN;
     conn->flushing = 0;
+    hs_timer_stop(&conn->connect_deadline);
     if (was_connected || conn->attempts == 0)
         hs_warn(MODULE, "connection to PostgreSQL lost or refused: %s; reconnecting with backoff", reason);
     schedule_retry(conn);
@@ -338,6 +351,7 @@ void hs_pg_conn_reset(hs_pg_conn_t *conn, const char *why)
 void hs_pg_conn_destroy(hs_pg_conn_t *conn)
 {
     hs_timer_stop(&conn->retry);
+    hs_timer_stop(&conn->connect_deadline);
     close_sock(conn);
     if (conn->last)
         PQclear(conn->last);
@@ -362,6 +376,8 @@ struct st_hs_pg_query_t {
     void *data;
     struct req_link *req_link;
 };
+
+static int pool_is_connecting(void);
 
 static struct {
     h2o_loop_t *loop;
@@ -414,7 +430,7 @@ static void pool_dispatch(void)
 
 static void fail_queue_if_unavailable(void)
 {
-    if (hs_pg_is_available())
+    if (hs_pg_is_available() || pool_is_connecting())
         return;
     while (!h2o_linklist_is_empty(&pool.queue)) {
         hs_pg_query_t *q = H2O_STRUCT_FROM_MEMBER(hs_pg_query_t, link, pool.queue.next);
@@ -466,9 +482,19 @@ int hs_pg_is_available(void)
     return 0;
 }
 
+/* pool_is_connecting: some connection is in a connection attempt (bounded by
+ * HS_PG_CONNECT_TIMEOUT_MS): queries wait for it instead of failing, e.g. just after start. */
+static int pool_is_connecting(void)
+{
+    for (int i = 0; i < pool.size; i++)
+        if (pool.conns[i] != NULL && pool.conns[i]->state == CONN_CONNECTING)
+            return 1;
+    return 0;
+}
+
 hs_pg_query_t *hs_pg_query(const char *sql, int nparams, const char *const *values, hs_pg_result_cb cb, void *data)
 {
-    if (!hs_pg_is_available()) {
+    if (!hs_pg_is_available() && !pool_is_connecting()) {
         HS_METRIC_INC(pg_unavailable_total);
         cb(data, NULL, "database unavailable");
         return NULL;

@@ -16,3 +16,11 @@ CREATE FUNCTION herald.outbox_announce() RETURNS trigger
 CREATE TRIGGER outbox_announce
 	AFTER INSERT ON herald.outbox
 	FOR EACH ROW EXECUTE FUNCTION herald.outbox_announce();
+
+-- doorbell_stats describes the doorbell ring (extension/src/doorbell.c) through which
+-- committing transactions hand their doorbells to the background worker (setting
+-- herald.doorbell_via_worker): {"preloaded","worker_drains","this_database","via_worker",
+-- "ring_bytes","used_bytes","rung","direct_fallbacks"}. For tests and monitoring.
+CREATE FUNCTION herald.doorbell_stats() RETURNS jsonb
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'herald_doorbell_stats';
