@@ -79,7 +79,7 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="print_stack
 # Short intervals so cadence tests run in seconds (the defaults are the seeds' own).
 export HERALD_V1_INTERVAL_MS="${HERALD_V1_INTERVAL_MS:-1500}" HERALD_V1_KEEPALIVE_MS="${HERALD_V1_KEEPALIVE_MS:-300}"
 export HERALD_LISTEN_CHECK_MS="${HERALD_LISTEN_CHECK_MS:-1000}"
-export HERALD_SSE_MAX_BUFFER="${HERALD_SSE_MAX_BUFFER:-262144}" # slow-consumer test: cut after 256 KiB unsent
+export HERALD_SSE_MAX_BUFFER="${HERALD_SSE_MAX_BUFFER:-1048576}" # slow-consumer test: cut after 1 MiB unsent
 export HERALD_WS_IDLE_MS="${HERALD_WS_IDLE_MS:-1500}"
 export HERALD_FM_ID_TIMEOUT_MS="${HERALD_FM_ID_TIMEOUT_MS:-1000}" HERALD_FM_CLIENT_MAX_BUFFER="${HERALD_FM_CLIENT_MAX_BUFFER:-1048576}"
 export ORIGIN="${ORIGIN:-http://allowed.example}"

@@ -103,6 +103,14 @@ static DoorbellRing *ring = NULL;
 /* This backend's reserved entry, from PRE_COMMIT to COMMIT/ABORT. */
 static DoorbellEntry *pending_entry = NULL;
 
+/* The worker: the RESERVED entry it last stopped at, and since when. */
+static uint64 stuck_pos = PG_UINT64_MAX;
+static TimestampTz stuck_since = 0;
+
+/* A RESERVED entry is normally settled within a commit; only one stuck for
+ * longer has its owner looked for. */
+#define DOORBELL_STUCK_CHECK_MS 1000
+
 /*
  * herald_doorbell_shmem_size is the shared memory the ring needs; 0 when
  * the library is not preloaded (the setting is then not even defined).
@@ -374,9 +382,18 @@ herald_doorbell_drain(int max_payloads, bool *more)
 		state = ((volatile DoorbellEntry *) entry)->state;
 		if (state == DOORBELL_RESERVED)
 		{
-			if (!herald_doorbell_owner_gone(entry))
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (pos != stuck_pos)
+			{
+				stuck_pos = pos;
+				stuck_since = now;
 				break;			/* its owner sets our latch when it decides */
-			continue;			/* now VOID: look again */
+			}
+			if (!TimestampDifferenceExceeds(stuck_since, now, DOORBELL_STUCK_CHECK_MS) ||
+				!herald_doorbell_owner_gone(entry))
+				break;
+			continue;			/* settled or voided now: look again */
 		}
 		pg_read_barrier();
 		if (state == DOORBELL_READY)

@@ -248,7 +248,7 @@ test('a subscriber that stops reading is cut off while another one receives ever
   slow.pause();
   const cutsBefore = await metric('sse_slow_consumer_cuts_total');
   // 24 MiB in 16 KiB messages, 8 per transaction: more than the kernel's socket buffers plus
-  // HERALD_SSE_MAX_BUFFER (scripts/test.sh sets 256 KiB), while one delivery stays below it
+  // HERALD_SSE_MAX_BUFFER (scripts/test.sh sets 1 MiB), while one delivery stays below it
   const chunk = 'z'.repeat(16 * 1024);
   const n = 1536;
   for (let i = 0; i < n; i += 8) {
