@@ -217,13 +217,16 @@ herald_doorbell_reserve(const char *payloads, Size len, int npayloads)
 	{
 		/* Full: wait (a little) for the worker to make room; never when we
 		 * are the worker, which would be waiting for itself. */
+		Latch	   *latch;
+
 		SpinLockAcquire(&ring->mutex);
-		self = (ring->worker_latch == MyLatch);
-		if (!self && ring->worker_latch)
-			SetLatch(ring->worker_latch);
+		latch = ring->worker_latch;
 		SpinLockRelease(&ring->mutex);
+		self = (latch == MyLatch);
 		if (!self)
 		{
+			if (latch)
+				SetLatch(latch);
 			start = GetCurrentTimestamp();
 			ConditionVariablePrepareToSleep(&ring->room);
 			for (;;)

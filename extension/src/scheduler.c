@@ -57,6 +57,8 @@
 #define HERALD_LOCKED_BACKOFF_MAX_MS 1000L
 /* Doorbells rung per transaction and turn of the loop. */
 #define HERALD_DOORBELL_BATCH		4096
+/* Pause after a batch of doorbells, so that the next batch is not a single one. */
+#define HERALD_DOORBELL_LINGER_MS	1
 
 /* State carried from one round to the next. */
 typedef struct SchedulerState
@@ -329,6 +331,7 @@ herald_scheduler_main(Datum main_arg)
 		long		timeout = 0;
 		volatile bool round;
 		volatile bool more = false;
+		volatile uint64 rang = 0;
 		TimestampTz now;
 
 		ResetLatch(MyLatch);
@@ -370,7 +373,7 @@ herald_scheduler_main(Datum main_arg)
 				bool		left = false;
 
 				state.draining = true;
-				(void) herald_doorbell_drain(HERALD_DOORBELL_BATCH, &left);
+				rang = herald_doorbell_drain(HERALD_DOORBELL_BATCH, &left);
 				state.draining = false;
 				state.drain_errors = 0;
 				more = left;
@@ -408,6 +411,15 @@ herald_scheduler_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (more || now >= state.wake_at)
 			continue;
+		/* After ringing doorbells, let the next ones gather for a moment (one
+		 * transaction rings them all) rather than waking for each commit;
+		 * a latch set meanwhile stays set. */
+		if (rang > 0 && !round)
+		{
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 HERALD_DOORBELL_LINGER_MS, PG_WAIT_EXTENSION);
+			continue;
+		}
 		timeout = TimestampDifferenceMilliseconds(now, state.wake_at);
 		if (state.drain_errors > 0)
 			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, state.drain_after));

@@ -63,6 +63,7 @@
 #include "fm_parser.h"
 #include "fm_window.h"
 #include "log.h"
+#include "net.h"
 #include "metrics.h"
 #include "modules.h"
 #include "timer.h"
@@ -741,27 +742,10 @@ static void on_tick(hs_timer_t *t)
 
 static int bind_port(int port)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    char sport[16];
-    snprintf(sport, sizeof(sport), "%d", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(hs_config.host, sport, &hints, &res);
-    if (gai != 0) {
-        hs_error(MODULE, "cannot resolve HOST %s: %s", hs_config.host, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-        listen(fd, 4096) != 0) {
-        hs_error(MODULE, "cannot listen on %s:%d: %s", hs_config.host, port, strerror(errno));
-        freeaddrinfo(res);
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    freeaddrinfo(res);
+    char err[256];
+    int fd = hs_net_listen(hs_config.host, port, 4096, err, sizeof(err));
+    if (fd < 0)
+        hs_error(MODULE, "%s", err);
     return fd;
 }
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "modules.h"
+#include "net.h"
 #include "pg_async.h"
 #include "relay_worker.h"
 #include "routes.h"
@@ -69,27 +70,12 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
 static int create_listener(h2o_loop_t *loop, h2o_socket_t **out)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", hs_config.port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(hs_config.host, port, &hints, &res);
-    if (gai != 0) {
-        hs_error(MODULE, "cannot resolve HOST %s: %s", hs_config.host, gai_strerror(gai));
+    char err[256];
+    int fd = hs_net_listen(hs_config.host, hs_config.port, 4096, err, sizeof(err));
+    if (fd < 0) {
+        hs_error(MODULE, "%s", err);
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-        hs_error(MODULE, "cannot listen on %s:%d: %s", hs_config.host, hs_config.port, strerror(errno));
-        freeaddrinfo(res);
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    freeaddrinfo(res);
     *out = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(*out, on_accept);
     return 0;

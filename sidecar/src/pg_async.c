@@ -599,3 +599,33 @@ void hs_pg_reply_error(h2o_req_t *req, PGresult *res, const char *error)
     }
     hs_http_send_error(req, status, "%s", msg ? msg : "request refused by the database");
 }
+
+/* ---------------- one JSON value to HTTP ---------------- */
+
+struct json_reply {
+    h2o_req_t *req;
+    int status;
+};
+
+static void on_json_result(void *data, PGresult *res, const char *error)
+{
+    struct json_reply *r = data;
+    if (!hs_pg_result_ok(res)) {
+        hs_pg_reply_error(r->req, res, error);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        hs_error(MODULE, "a query that answers one JSON value returned none");
+        hs_http_send_error(r->req, 500, "internal error");
+        return;
+    }
+    hs_http_send_json(r->req, r->status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void hs_pg_query_json_req(h2o_req_t *req, int status, const char *sql, int nparams, const char *const *values)
+{
+    struct json_reply *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
+    r->req = req;
+    r->status = status;
+    hs_pg_query_req(req, sql, nparams, values, on_json_result, r);
+}

@@ -54,6 +54,10 @@ void hs_pg_query_cancel(hs_pg_query_t *q);
 /* hs_pg_query_req ties the query to an HTTP request: cancelled if the request goes away first. */
 void hs_pg_query_req(h2o_req_t *req, const char *sql, int nparams, const char *const *values, hs_pg_result_cb cb, void *data);
 
+/* hs_pg_query_json_req runs a query whose result is one JSON value and answers the request
+ * with it and status, or with the error (hs_pg_reply_error). */
+void hs_pg_query_json_req(h2o_req_t *req, int status, const char *sql, int nparams, const char *const *values);
+
 /* ---- results to HTTP ---- */
 /* hs_pg_error_status maps a failed query to an HTTP status: unavailable -> 503, Herald's
  * SQLSTATEs (class HR) and input errors (class 22, 23) to 4xx, the rest to 500. */

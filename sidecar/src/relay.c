@@ -69,6 +69,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "net.h"
 #include "metrics.h"
 #include "modules.h"
 #include "relay_worker.h"
@@ -1176,27 +1177,12 @@ int hs_relay_start(void)
     free(list);
 
     /* command port */
-    struct addrinfo hints = {0}, *res = NULL;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", hs_config.relay_port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(hs_config.host, port, &hints, &res);
-    if (gai != 0) {
-        hs_error(MODULE, "cannot resolve HOST %s: %s", hs_config.host, gai_strerror(gai));
+    char err[256];
+    int fd = hs_net_listen(hs_config.host, hs_config.relay_port, 128, err, sizeof(err));
+    if (fd < 0) {
+        hs_error(MODULE, "%s", err);
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-        hs_error(MODULE, "cannot listen on %s:%d: %s", hs_config.host, hs_config.relay_port, strerror(errno));
-        freeaddrinfo(res);
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    freeaddrinfo(res);
     if (pipe2(relay.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         hs_error(MODULE, "pipe: %s", strerror(errno));
         close(fd);

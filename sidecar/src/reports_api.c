@@ -72,43 +72,13 @@ static const char *route_prelude(h2o_req_t *req, const char *path, const char *m
     return lower;
 }
 
-/* on_json_result answers with the single JSON value the SQL function returned. The expected
- * success status travels in the callback's data pointer. */
-struct json_reply {
-    h2o_req_t *req;
-    int status;
-};
-
-static void on_json_result(void *data, PGresult *res, const char *error)
-{
-    struct json_reply *r = data;
-    if (!hs_pg_result_ok(res)) {
-        hs_pg_reply_error(r->req, res, error);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        hs_http_send_error(r->req, 500, "internal error");
-        return;
-    }
-    hs_http_send_json(r->req, r->status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
-/* query_json runs sql with params and replies with its one JSON value and status. */
-static void query_json(h2o_req_t *req, int status, const char *sql, int n, const char *const *values)
-{
-    struct json_reply *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
-    r->req = req;
-    r->status = status;
-    hs_pg_query_req(req, sql, n, values, on_json_result, r);
-}
-
 static int on_new_report(h2o_handler_t *self, h2o_req_t *req)
 {
     const char *user = route_prelude(req, "/v4/new/report", "POST");
     if (user == NULL)
         return 0;
     const char *values[] = {user};
-    query_json(req, 201, "SELECT herald.api_create_report($1::uuid)", 1, values);
+    hs_pg_query_json_req(req, 201, "SELECT herald.api_create_report($1::uuid)", 1, values);
     return 0;
 }
 
@@ -118,7 +88,7 @@ static int on_reports(h2o_handler_t *self, h2o_req_t *req)
     if (user == NULL)
         return 0;
     const char *values[] = {user};
-    query_json(req, 200, "SELECT herald.reports_json($1::uuid)", 1, values);
+    hs_pg_query_json_req(req, 200, "SELECT herald.reports_json($1::uuid)", 1, values);
     return 0;
 }
 
@@ -137,7 +107,7 @@ static int on_report(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     const char *values[] = {user, body};
-    query_json(req, 200, "SELECT herald.api_transition($1::uuid, $2)", 2, values);
+    hs_pg_query_json_req(req, 200, "SELECT herald.api_transition($1::uuid, $2)", 2, values);
     return 0;
 }
 
@@ -152,7 +122,7 @@ static int on_report_history(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     const char *values[] = {user, id};
-    query_json(req, 200, "SELECT herald.report_history_json($1::uuid, $2::uuid)", 2, values);
+    hs_pg_query_json_req(req, 200, "SELECT herald.report_history_json($1::uuid, $2::uuid)", 2, values);
     return 0;
 }
 

@@ -39,20 +39,6 @@ static int method_allowed(h2o_req_t *req, int head_ok)
     return 0;
 }
 
-static void on_session_json(void *data, PGresult *res, const char *error)
-{
-    h2o_req_t *req = data;
-    if (!hs_pg_result_ok(res)) {
-        hs_pg_reply_error(req, res, error); /* HR031 unknown session -> 404 */
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        hs_http_send_error(req, 500, "internal error");
-        return;
-    }
-    hs_http_send_json(req, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 static int on_session(h2o_handler_t *self, h2o_req_t *req)
 {
     if (!method_allowed(req, 1))
@@ -67,7 +53,7 @@ static int on_session(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     const char *values[] = {id};
-    hs_pg_query_req(req, "SELECT herald.session_json($1::uuid)", 1, values, on_session_json, req);
+    hs_pg_query_json_req(req, 200, "SELECT herald.session_json($1::uuid)", 1, values); /* HR031 -> 404 */
     return 0;
 }
 

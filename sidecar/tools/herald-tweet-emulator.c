@@ -23,6 +23,7 @@
 #include <h2o.h>
 #include <jansson.h>
 
+#include "net.h"
 #include "strbuf.h"
 #include "timer.h"
 
@@ -337,23 +338,12 @@ int main(int argc, char **argv)
     accept_ctx.ctx = &ctx;
     accept_ctx.hosts = globalconf.hosts;
 
-    struct addrinfo hints = {0}, *res = NULL;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", emu.port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(emu.host, port, &hints, &res) != 0) {
-        fprintf(stderr, "herald-tweet-emulator: cannot resolve %s\n", emu.host);
+    char err[256];
+    int fd = hs_net_listen(emu.host, emu.port, 128, err, sizeof(err));
+    if (fd < 0) {
+        fprintf(stderr, "herald-tweet-emulator: %s\n", err);
         return 1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-        fprintf(stderr, "herald-tweet-emulator: cannot listen on %s:%d: %s\n", emu.host, emu.port, strerror(errno));
-        return 1;
-    }
-    freeaddrinfo(res);
     h2o_socket_t *listener = h2o_evloop_socket_create(ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(listener, on_accept);
     printf("herald-tweet-emulator on http://%s:%d/tweets/<n>: seed %llu, %g events/s per stream, panic ratio %g, "

@@ -10,18 +10,7 @@
 
 #include "fm_graph.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                                           \
-    do {                                                                                                                           \
-        checks++;                                                                                                                  \
-        if (!(cond)) {                                                                                                             \
-            failures++;                                                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                            \
-            printf(__VA_ARGS__);                                                                                                   \
-            printf("\n");                                                                                                          \
-        }                                                                                                                          \
-    } while (0)
+#include "unit.h"
 
 static void test_idmap(void)
 {

@@ -10,18 +10,7 @@
 
 #include "fm_parser.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                                           \
-    do {                                                                                                                           \
-        checks++;                                                                                                                  \
-        if (!(cond)) {                                                                                                             \
-            failures++;                                                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                            \
-            printf(__VA_ARGS__);                                                                                                   \
-            printf("\n");                                                                                                          \
-        }                                                                                                                          \
-    } while (0)
+#include "unit.h"
 
 /* parse_line parses a whole line (terminator included), as the sequencer does. */
 static hs_fm_parse_result_t parse_line(const char *line, hs_fm_event_t *ev)

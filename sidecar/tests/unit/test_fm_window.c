@@ -13,18 +13,7 @@
 
 #include "fm_window.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                                           \
-    do {                                                                                                                           \
-        checks++;                                                                                                                  \
-        if (!(cond)) {                                                                                                             \
-            failures++;                                                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                            \
-            printf(__VA_ARGS__);                                                                                                   \
-            printf("\n");                                                                                                          \
-        }                                                                                                                          \
-    } while (0)
+#include "unit.h"
 
 /* The delivery log: every delivered seq, and a check that the line matches it. */
 static uint64_t *delivered;

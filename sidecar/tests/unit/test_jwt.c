@@ -16,18 +16,7 @@
 #include "auth.h"
 #include "config.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        checks++;                                                                                                      \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
+#include "unit.h"
 
 static void set_config(const char *host, const char *secret, int expiry)
 {
