@@ -30,6 +30,9 @@
  * one transaction, skips VOID ones, stops at a RESERVED one (whose owner sets
  * the latch when it decides; an entry whose owner process is gone is voided),
  * then moves the tail past what it rang and wakes backends waiting for room.
+ * (An entry stuck RESERVED for a second has its owner looked for: one whose
+ * process has exited is voided; a live owner is waited for, as listeners wait
+ * for an undecided NOTIFYing transaction.)
  * Only the worker moves the tail; only a reserving backend moves the head.
  *
  * A backend notifies directly (Async_Notify in its own transaction, the

@@ -5,7 +5,14 @@
  *	  their time and prunes the outbox. It sleeps on its latch until the next
  *	  deadline; backends wake it through shared memory (shmem.c, wakeup.c).
  *
- * The loop, one round per wake-up:
+ * The loop: a round when one is due by the clock or a commit that schedules
+ * an event woke the worker (herald_wake_worker sets event_wake with the
+ * latch); then, on every wake-up, the doorbells committed transactions left
+ * in the doorbell ring (doorbell.c) are rung, at most HERALD_DOORBELL_BATCH
+ * per turn so that a flood of them never delays a round by much, after which
+ * the worker pauses HERALD_DOORBELL_LINGER_MS so that the next ones gather
+ * into one transaction. A failed batch (e.g. a full notification queue) stays
+ * in the ring and is retried after a backoff. A round:
  *	 1. ResetLatch, then advertise next_due = DT_NOEND ("awake"): from now on
  *		every committing insert sets the latch, so an event committed while
  *		the round runs is never missed (the wait below returns at once).
