@@ -6,6 +6,9 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 export HERALD_INSTANCE="${HERALD_INSTANCE:-bench}"
+# The benchmarks' own dependencies (nginx + nchan for the fan-out comparison), then a build.
+HERALD_BENCH_DEPS=1 ../bootstrap.sh || exit 1
+make -s -C ../.. build install >/dev/null || { echo "bench: build failed" >&2; exit 1; }
 rc=0
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(ls *.sh | grep -v '^run\.sh$' | sed 's/\.sh$//'))
