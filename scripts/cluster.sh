@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cluster.sh manages Herald's private PostgreSQL cluster under .data/<instance>/pg.
-# usage: cluster.sh start|stop|restart|status|setup
+# usage: cluster.sh start|stop|restart|status|setup|wait-worker
 #   setup: start, then create database $HERALD_DB and the extension (recreated when the
 #          installed extension script changed; a message says so).
 set -euo pipefail
@@ -69,11 +69,23 @@ setup() {
 	echo "$sum" >"$stamp"
 }
 
+# wait_worker waits (up to 10 s) until the herald scheduler serves the database: after a
+# (re)start it may still be starting, or retrying because the database was just created.
+wait_worker() {
+	for _ in $(seq 1 100); do
+		[ "$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select count(*) from pg_stat_activity where backend_type = 'herald scheduler'" 2>/dev/null)" = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "cluster: the herald scheduler is not running in $HERALD_DB" >&2
+	return 1
+}
+
 case "${1:-}" in
 	start) start ;;
 	stop) stop ;;
 	restart) stop; start ;;
 	status) is_running && echo "running ($DATABASE_URL)" || { echo stopped; exit 3; } ;;
 	setup) setup ;;
-	*) echo "usage: $0 start|stop|restart|status|setup" >&2; exit 2 ;;
+	wait-worker) wait_worker ;;
+	*) echo "usage: $0 start|stop|restart|status|setup|wait-worker" >&2; exit 2 ;;
 esac

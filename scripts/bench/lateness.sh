@@ -10,10 +10,5 @@ source "$(dirname "$0")/../env.sh"
 cd "$HERALD_ROOT"
 make -s -C extension install >/dev/null
 scripts/cluster.sh setup >/dev/null
-# The worker may have been restarted with the cluster; wait until it serves the database.
-for _ in $(seq 1 100); do
-	n=$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select count(*) from pg_stat_activity where backend_type = 'herald scheduler'")
-	[ "$n" = 1 ] && break
-	sleep 0.1
-done
+scripts/cluster.sh wait-worker
 node scripts/bench/lateness.mjs
