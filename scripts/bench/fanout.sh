@@ -13,7 +13,8 @@
 #   idle      10 000 idle subscribers: server memory per connection
 #   bcast1k   one stream, 1 000 subscribers, BENCH_BCAST1K_MSGS messages as fast as one publisher goes
 #   bcast10k  one stream, 10 000 subscribers, BENCH_BCAST10K_MSGS messages, likewise
-#   (bcast*: then herald again at the publish rate nchan reached: same offered load, "@nchan-rate")
+#   (bcast*: then herald again at the publish rate nchan reached: same offered load, "@nchan-rate",
+#    and at twice that rate, "@2x-nchan-rate": twice nchan's deliveries/s, compare the p99)
 #   scripts/bench/run.sh fanout           (needs HERALD_BENCH_DEPS=1 scripts/bootstrap.sh for nchan)
 #   BENCH_SCENARIOS="peruser idle" scripts/bench/run.sh fanout
 set -euo pipefail
@@ -147,6 +148,9 @@ for scen in $SCENARIOS; do
 		if [ -n "$rate" ] && [ "$rate" -gt 0 ]; then
 			run "$scen@nchan-rate" herald --sub "/v2/sse?username=$RUN-$scen-r" --pub "/v2/message?username=$RUN-$scen-r" -n "$n" \
 				--streams 1 --messages "$msgs" --publishers 1 --rate "$rate"
+			# twice that load: the target is twice nchan's deliveries/s with a lower p99
+			run "$scen@2x-nchan-rate" herald --sub "/v2/sse?username=$RUN-$scen-r2" --pub "/v2/message?username=$RUN-$scen-r2" -n "$n" \
+				--streams 1 --messages "$((msgs * 2))" --publishers 1 --rate "$((rate * 2))"
 		fi ;;
 	*) echo "fanout: unknown scenario $scen" >&2 ;;
 	esac
@@ -183,7 +187,7 @@ END {
   print "ratios herald / nchan:"
   for (i = 1; i <= n; i++) { s = order[i]
     if (index(s, "@") > 0) { b = substr(s, 1, index(s, "@") - 1)
-      printf "  %-9s at the nchan publish rate: deliveries/s %s, p99 %s\n", b, ratio(R[s, "herald", "dps"], R[b, "nchan", "dps"]), ratio(R[s, "herald", "p99"], R[b, "nchan", "p99"]); continue }
+      printf "  %-9s at %s: deliveries/s %s, p99 %s\n", b, substr(s, index(s, "@") + 1), ratio(R[s, "herald", "dps"], R[b, "nchan", "dps"]), ratio(R[s, "herald", "p99"], R[b, "nchan", "p99"]); continue }
     if (s == "idle") printf "  %-9s memory per connection %s (lower is better)\n", s, ratio(R[s, "herald", "mem"], R[s, "nchan", "mem"])
     else printf "  %-9s deliveries/s %s (higher is better), p99 %s (lower is better)\n", s, ratio(R[s, "herald", "dps"], R[s, "nchan", "dps"]), ratio(R[s, "herald", "p99"], R[s, "nchan", "p99"]) }
 }' "$RESULTS"
