@@ -49,6 +49,7 @@ struct st_hs_sse_t {
     void *data;
     hs_pg_query_t *query; /* snapshot or position query in flight */
     uint64_t batch;       /* hs_stream_msg_t.batch of the last message queued */
+    uint32_t sent_at;     /* h2o_now (ms, low bits) when the write in flight was started */
     hs_subscriber_t sub;
     h2o_linklist_t dirty; /* linked in flush_list while a flush is scheduled */
 };
@@ -57,6 +58,10 @@ struct st_hs_sse_t {
  * zero-delay timer runs after the iteration's I/O), so every message that arrived in one
  * iteration (several doorbells read at once, a replay) goes out in one write per subscriber. */
 static h2o_linklist_t flush_list = {&flush_list, &flush_list};
+
+/* A write still in flight after this long, with more than HERALD_SSE_MAX_BUFFER waiting behind
+ * it, marks a slow consumer. */
+#define SLOW_WRITE_MS 50
 static hs_timer_t flush_timer;
 
 /* ---------------- framing ---------------- */
@@ -118,6 +123,7 @@ static void flush(hs_sse_t *sse)
     sse->pending = t;
     sse->pending.len = 0;
     sse->sending = 1;
+    sse->sent_at = (uint32_t)h2o_now(sse->loop);
     h2o_iovec_t buf = h2o_iovec_init(sse->inflight.base, sse->inflight.len);
     h2o_send(sse->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
@@ -208,8 +214,8 @@ static void cut(hs_sse_t *sse)
 /* queue appends bytes (already framed) and sends them when nothing is in flight.
  * The output bound (HERALD_SSE_MAX_BUFFER = B) counts bytes not yet handed to h2o:
  *  - at the start of each delivery (new_batch: a doorbell, an outbox read, a comment, a
- *    caller's frame) a subscriber that still has more than B unsent is cut: it has not
- *    drained what it was given before;
+ *    caller's frame) a subscriber that still has more than B unsent behind a write in flight
+ *    for SLOW_WRITE_MS or more is cut: it has not drained what it was given before;
  *  - within one delivery (an outbox read fans out up to a few hundred rows at once) the
  *    backlog may grow past B, up to 8 B (plus one frame larger than B), then it is cut. */
 static void queue(hs_sse_t *sse, const char *p, size_t n, int new_batch)
@@ -217,7 +223,11 @@ static void queue(hs_sse_t *sse, const char *p, size_t n, int new_batch)
     if (sse->req == NULL || sse->cut)
         return;
     size_t bound = hs_config.sse_max_buffer;
-    if (sse->started && new_batch && sse->pending.len > bound) {
+    /* only a subscriber whose write has been in flight for a while is slow: bytes merely
+     * waiting for this loop turn's flush, or behind a write started moments ago (one large
+     * message followed at once by another), are not */
+    if (sse->started && new_batch && sse->sending && sse->pending.len > bound &&
+        (uint32_t)h2o_now(sse->loop) - sse->sent_at >= SLOW_WRITE_MS) {
         cut(sse);
         return;
     }
