@@ -8,8 +8,8 @@
  *	 1. lock up to N pending versions whose publish time has passed, in
  *		(publish_at, version) order, skipping rows locked by someone else
  *		(herald.cancel_event holds its row while it decides), and send them
- *		to stream "events" in that order: all at once through
- *		herald.send_many when the outbox has it, else one herald.send each;
+ *		to stream "events" in that order, all at once through
+ *		herald.send_many;
  *	 2. mark them published, with the clock time and their stream seqs.
  * Plans are generic and kept; each statement is shaped so that its one good
  * plan does not depend on the size of herald.events (which only grows).
@@ -62,24 +62,6 @@ static const char *const send_many_sql =
 " HAVING count(*) > 0";
 
 /*
- * Step 1 without send_many: lock the due versions and send them one by one,
- * in order (the volatile call is evaluated after the sort).
- */
-static const char *const send_each_sql =
-"WITH due AS MATERIALIZED ("
-"    SELECT e.id, e.event, e.data, e.publish_at, e.version"
-"      FROM herald.events e"
-"     WHERE e.published_at IS NULL AND e.cancelled_at IS NULL"
-"       AND e.publish_at <= $2"
-"     ORDER BY e.publish_at, e.version"
-"     LIMIT $1"
-"     FOR UPDATE SKIP LOCKED"
-")"
-" SELECT d.id, herald.send('events', d.data::text, d.event) AS stream_seq"
-"   FROM due d"
-"  ORDER BY d.publish_at, d.version";
-
-/*
  * Step 2: mark them published. Driven by the id array, so that the plan is
  * a probe of the primary key per version whatever the size of the table.
  */
@@ -97,7 +79,6 @@ static const char *const next_due_sql =
 /* Plans kept for the life of the process; the plan cache re-plans them when
  * the objects they use change (e.g. DROP and CREATE EXTENSION). */
 static SPIPlanPtr send_many_plan = NULL;
-static SPIPlanPtr send_each_plan = NULL;
 static SPIPlanPtr mark_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 
@@ -135,21 +116,20 @@ herald_function_exists(const char *name, int nargs, Oid *argtypes)
 
 /*
  * herald_events_ready tells whether this database can publish events: the
- * extension is installed and its events table and the outbox's send function
- * exist. The worker waits quietly while it cannot. Needs a transaction.
+ * extension is installed and its events table and herald.send_many exist. The worker waits quietly while it cannot. Needs a transaction.
  */
 bool
 herald_events_ready(void)
 {
 	Oid			nsp;
-	Oid			send_args[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Oid			send_args[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 
 	if (!OidIsValid(get_extension_oid("herald", true)))
 		return false;
 	nsp = get_namespace_oid("herald", true);
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("events", nsp)))
 		return false;
-	return herald_function_exists("send", 3, send_args);
+	return herald_function_exists("send_many", 3, send_args);
 }
 
 /*
@@ -162,7 +142,6 @@ uint64
 herald_publish_batch(int max_events, TimestampTz now)
 {
 	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
-	Oid			many_args[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 	Oid			mark_types[2] = {UUIDARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
 	Datum	   *ids;
@@ -175,7 +154,6 @@ herald_publish_batch(int max_events, TimestampTz now)
 	values[0] = Int32GetDatum(max_events);
 	values[1] = TimestampTzGetDatum(now);
 
-	if (herald_function_exists("send_many", 3, many_args))
 	{
 		ArrayType  *id_array;
 		int64		last_seq;
@@ -197,29 +175,6 @@ herald_publish_batch(int max_events, TimestampTz now)
 		seqs = palloc(sizeof(Datum) * n);
 		for (int i = 0; i < n; i++)
 			seqs[i] = Int64GetDatum(last_seq - n + 1 + i);
-	}
-	else
-	{
-		if (send_each_plan == NULL)
-			send_each_plan = herald_keep_plan(send_each_sql, 2, argtypes);
-		rc = SPI_execute_plan(send_each_plan, values, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "publishing due events failed: %s", SPI_result_code_string(rc));
-		n = (int) SPI_processed;
-		if (n == 0)
-		{
-			SPI_finish();
-			return 0;
-		}
-		ids = palloc(sizeof(Datum) * n);
-		seqs = palloc(sizeof(Datum) * n);
-		for (int i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			seqs[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-		}
 	}
 
 	if (mark_plan == NULL)
@@ -267,16 +222,14 @@ herald_next_due(TimestampTz after)
 }
 
 /*
- * herald_prune_outbox runs herald.prune_outbox() when the outbox provides it
- * and returns whether it did.
+ * herald_prune_outbox runs herald.prune_outbox() (same install script as the
+ * events table, so herald_events_ready implies it exists); returns true.
  */
 bool
 herald_prune_outbox(void)
 {
 	int			rc;
 
-	if (!herald_function_exists("prune_outbox", 0, NULL))
-		return false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute("SELECT herald.prune_outbox()", false, 0);

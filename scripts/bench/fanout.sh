@@ -38,8 +38,7 @@ make -s -C sidecar B="$HERALD_SIDECAR_BUILD" >/dev/null
 LOAD="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sse-load"
 export HERALD_SIDECAR_BIN="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sidecar"
 export HERALD_LOG_LEVEL=warn HERALD_FOLLOWERMAZE=0 HERALD_RELAY=0 HERALD_EMULATOR=0
-# restart: a running postmaster keeps the library it preloaded, not the one just installed
-scripts/cluster.sh restart >/dev/null
+# (cluster.sh restarts a running postmaster when a new herald.so was installed)
 scripts/cluster.sh setup >/dev/null
 
 NDIR="$HERALD_INSTANCE_DIR/nchan"

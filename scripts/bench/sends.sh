@@ -16,8 +16,7 @@ CLIENTS="${BENCH_CLIENTS:-8}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 PGBENCH="$PG_BINDIR/pgbench"
 make -s -C extension install >/dev/null
-# restart: a running postmaster keeps the library it preloaded, not the one just installed
-scripts/cluster.sh restart >/dev/null
+# (cluster.sh restarts a running postmaster when a new herald.so was installed)
 scripts/cluster.sh setup >/dev/null
 psql_herald >/dev/null <<SQL
 SET client_min_messages = warning;

@@ -22,8 +22,7 @@ SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 PER_CLIENT="${BENCH_REPORTS:-1000}"
 PGBENCH="$PG_BINDIR/pgbench"
 make -s -C extension install >/dev/null
-# restart: a running postmaster keeps the library it preloaded, not the one just installed
-scripts/cluster.sh restart >/dev/null
+# (cluster.sh restarts a running postmaster when a new herald.so was installed)
 scripts/cluster.sh setup >/dev/null
 psql_herald >/dev/null <<SQL
 SET client_min_messages = warning;

@@ -28,7 +28,6 @@ LOAD="$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-ws-load"
 
 make -s -C extension install >/dev/null
 make -s -C sidecar B="$HERALD_SIDECAR_BUILD" >/dev/null
-scripts/cluster.sh stop # a running server keeps the library it loaded at start
 scripts/cluster.sh setup
 scripts/sidecar.sh restart >/dev/null
 trap 'scripts/sidecar.sh stop >/dev/null 2>&1; scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT

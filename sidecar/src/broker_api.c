@@ -190,10 +190,6 @@ static void on_status_tick(hs_sse_t *sse, void *data)
 static int start_events_stream(h2o_req_t *req)
 {
     int64_t last = hs_sse_last_event_id(req);
-    if (last == -2) {
-        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer (an id: of this stream)");
-        return 0;
-    }
     hs_sse_options_t opts = {0};
     opts.stream = "events";
     opts.last_event_id = last;

@@ -71,10 +71,6 @@ static int user_sse(h2o_req_t *req)
     if (user == NULL)
         return 0;
     int64_t last = hs_sse_last_event_id(req);
-    if (last == -2) {
-        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer");
-        return 0;
-    }
     if (hs_auth_require_user(req, user) != 0)
         return 0;
     hs_strbuf_t stream = {0};

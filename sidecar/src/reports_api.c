@@ -134,10 +134,6 @@ static int on_sse(h2o_handler_t *self, h2o_req_t *req)
     if (user == NULL)
         return 0;
     int64_t last = hs_sse_last_event_id(req);
-    if (last == -2) {
-        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer");
-        return 0;
-    }
     size_t slen = strlen("user:") + strlen(user) + 1;
     char *stream = h2o_mem_alloc_pool(&req->pool, slen);
     snprintf(stream, slen, "user:%s", user);

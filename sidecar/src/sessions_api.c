@@ -67,10 +67,6 @@ static int on_database_events(h2o_handler_t *self, h2o_req_t *req)
     if (!method_allowed(req, 0))
         return 0;
     int64_t last = hs_sse_last_event_id(req);
-    if (last == -2) {
-        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer");
-        return 0;
-    }
     hs_sse_options_t opts = {0};
     opts.stream = "database_events";
     opts.last_event_id = last;

@@ -409,6 +409,10 @@ static void on_snapshot(void *data, PGresult *res, const char *error)
 
 hs_sse_t *hs_sse_start(h2o_req_t *req, const hs_sse_options_t *opts)
 {
+    if (opts->last_event_id < -1) { /* hs_sse_last_event_id: present but not a seq */
+        hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer (an id: of this stream)");
+        return NULL;
+    }
     if (opts->stream != NULL && !hs_pg_is_available()) {
         HS_METRIC_INC(pg_unavailable_total);
         hs_http_send_error(req, 503, "database unavailable");

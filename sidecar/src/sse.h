@@ -31,7 +31,8 @@ typedef void (*hs_sse_tick_cb)(hs_sse_t *sse, void *data);
 
 typedef struct st_hs_sse_options_t {
     const char *stream;              /* outbox stream to follow; NULL: only what the caller sends */
-    int64_t last_event_id;           /* resume after this seq; -1 = none */
+    int64_t last_event_id;           /* resume after this seq; -1 = none; -2 (hs_sse_last_event_id:
+                                      * malformed) answers 400 */
     const char *snapshot_sql;        /* optional, see above; used only when last_event_id < 0 */
     int snapshot_nparams;
     const char *const *snapshot_params;
