@@ -24,6 +24,8 @@
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/relcache.h"
+#include "access/htup.h"
 
 #define HERALD_VERSION "0.1.0"
 #define HERALD_CHANNEL "herald"
@@ -63,6 +65,12 @@ extern void herald_wakeup_at_commit(TimestampTz due);
 
 /* announce.c: one doorbell per stream per transaction */
 extern void herald_announce_register_callbacks(void);
+extern void herald_announce_message(const char *stream, int64 seq,
+									const char *kind, Datum data);
+
+/* outbox.c: appending to a stream from C */
+extern int64 herald_stream_append(const char *stream, const char *kind,
+								  Datum data);
 
 /* doorbell.c: the ring through which the worker rings the doorbells */
 extern Size herald_doorbell_shmem_size(void);
@@ -79,6 +87,27 @@ extern bool herald_events_ready(void);
 extern uint64 herald_publish_batch(int max_events, TimestampTz now);
 extern TimestampTz herald_next_due(TimestampTz after);
 extern bool herald_prune_outbox(void);
+
+/*
+ * tablewrite.c: one-row writes to herald's own tables without the executor
+ * (no triggers, no CHECK constraints: the caller does their work).
+ */
+typedef struct HeraldTable
+{
+	Relation	rel;
+	struct EState *estate;			/* for index maintenance */
+	struct ResultRelInfo *rri;		/* the table and its open indexes */
+	struct TupleTableSlot *slot;	/* the row locked by herald_table_lock_row */
+	struct TupleTableSlot *newslot; /* the row being written */
+} HeraldTable;
+
+extern void herald_table_open(HeraldTable *t, const char *relname);
+extern void herald_table_close(HeraldTable *t);
+extern int	herald_table_attnum(HeraldTable *t, const char *name);
+extern bool herald_table_lock_row(HeraldTable *t, Datum key, int mode);
+extern void herald_table_update(HeraldTable *t, HeapTuple newtuple);
+extern void herald_table_insert(HeraldTable *t, const Datum *values,
+								const bool *nulls);
 
 /* scheduler.c */
 extern void herald_scheduler_register(void);

@@ -73,8 +73,6 @@ static void herald_announce_subxact_callback(SubXactEvent event,
 											 SubTransactionId mySubid,
 											 SubTransactionId parentSubid,
 											 void *arg);
-static void herald_announce_record(const char *stream, int64 seq,
-								   const char *kind, Datum data);
 static void herald_announce_flush(void);
 static void herald_announce_reset(void);
 static int	herald_announce_run_cmp(const void *a, const void *b);
@@ -146,20 +144,22 @@ herald_outbox_announce(PG_FUNCTION_ARGS)
 	if (isnull)
 		data = PointerGetDatum(NULL);
 
-	herald_announce_record(TextDatumGetCString(stream), DatumGetInt64(seq),
-						   TextDatumGetCString(kind), data);
+	herald_announce_message(TextDatumGetCString(stream), DatumGetInt64(seq),
+							TextDatumGetCString(kind), data);
 
 	PG_RETURN_POINTER(NULL);
 }
 
 /*
- * herald_announce_record adds one message to the transaction's runs. The
+ * herald_announce_message adds one message to the transaction's runs (the
+ * outbox trigger calls it for every row; C code that writes the outbox
+ * without the executor, herald_stream_append, calls it itself). The
  * data is copied only when it may be inlined; a large (possibly toasted)
  * value is never detoasted here.
  */
-static void
-herald_announce_record(const char *stream, int64 seq, const char *kind,
-					   Datum data)
+void
+herald_announce_message(const char *stream, int64 seq, const char *kind,
+						Datum data)
 {
 	SubTransactionId subid = GetCurrentSubTransactionId();
 	MemoryContext oldcxt;

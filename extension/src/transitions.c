@@ -11,8 +11,13 @@
  * and a plain "UPDATE herald.reports SET status = ..." are checked alike. An
  * accepted transition gets the next version and the current time; the AFTER
  * trigger herald_report_record then writes the history row and the owner's
- * stream message (as herald.send would: its seq, outbox row and doorbell),
- * with one saved plan.
+ * stream message (as herald.send would: its seq, outbox row and doorbell).
+ *
+ * herald.transition() (herald_transition) does the same without the
+ * executor: it locks the report's row as UPDATE would, checks the transition
+ * with the same table, writes the new version and records it, all with the
+ * one-row writers of tablewrite.c. That is the fast path; the triggers keep
+ * every other path (plain UPDATE, INSERT, COPY) under the same rules.
  *
  * Since every UPDATE of a row is a transition, an UPDATE that keeps the
  * status is refused too (the six "x -> x" pairs are not in the table), and
@@ -30,8 +35,13 @@
 #include "catalog/pg_enum.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/lockoptions.h"
+#include "utils/acl.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -72,37 +82,17 @@ static const bool report_allowed[REPORT_NSTATUS][REPORT_NSTATUS] = {
 	[REPORT_CANCELED] = {[REPORT_PENDING] = true},
 };
 
-/*
- * record_plan is herald_report_record's statement, prepared once per
- * backend. (A saved plan is re-analyzed by the plan cache when the objects
- * it uses change, e.g. after DROP and CREATE EXTENSION.)
- */
-static SPIPlanPtr record_plan = NULL;
-
-/*
- * RECORD_SQL is one statement: the history row, then the message, appended
- * exactly as herald.send does it (sql/install/30_outbox.sql: the next seq
- * under the stream row's lock, then the outbox row, whose trigger rings the
- * doorbell). Inlined rather than calling herald.send: one executor run per
- * transition instead of three. The outer query returns the new seq.
- */
-#define RECORD_SQL \
-	"WITH history AS (" \
-	"  INSERT INTO herald.report_history (report, version, from_status, to_status, at)" \
-	"  VALUES ($1, $2, $3::herald.report_status, $4::herald.report_status, $5))," \
-	" next AS (" \
-	"  INSERT INTO herald.streams AS s (stream, last_seq) VALUES ($6, 1)" \
-	"  ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE SET last_seq = s.last_seq + 1" \
-	"  RETURNING s.last_seq)" \
-	" INSERT INTO herald.outbox (stream, seq, kind, data)" \
-	" SELECT $6, next.last_seq, 'report_status_update', $7 FROM next"
-
 static ReportStatus report_status_of(Oid enumoid);
+static Oid	report_status_oid(Oid enumtype, ReportStatus status);
+static void report_check_transition(Datum id, ReportStatus from, ReportStatus to);
+static void report_record(Datum id, Datum owner, int32 version, Oid enumtype,
+						  int from, ReportStatus to, TimestampTz at);
 static char *report_allowed_targets(ReportStatus from);
 static int	report_attnum(TupleDesc tupdesc, const char *name);
 
 PG_FUNCTION_INFO_V1(herald_report_guard);
 PG_FUNCTION_INFO_V1(herald_report_record);
+PG_FUNCTION_INFO_V1(herald_transition);
 
 /*
  * report_status_of maps a value of the enum herald.report_status (its
@@ -275,21 +265,7 @@ herald_report_guard(PG_FUNCTION_ARGS)
 			elog(ERROR, "report without a status");
 		from = report_status_of(DatumGetObjectId(d));
 
-		if (!report_allowed[from][to])
-		{
-			char	   *targets = report_allowed_targets(from);
-
-			ereport(ERROR,
-					(errcode(ERRCODE_HERALD_INVALID_TRANSITION),
-					 errmsg("invalid transition for report %s from \"%s\" to \"%s\"",
-							DatumGetCString(DirectFunctionCall1(uuid_out, old_id)),
-							report_status_names[from], report_status_names[to]),
-					 targets[0] != '\0' ?
-					 errhint("A \"%s\" report can move to %s.",
-							 report_status_names[from], targets) :
-					 errhint("\"%s\" is a terminal status.",
-							 report_status_names[from])));
-		}
+		report_check_transition(old_id, from, to);
 
 		d = heap_getattr(oldtuple, att_version, tupdesc, &isnull);
 		version = isnull ? 0 : DatumGetInt32(d);
@@ -307,11 +283,106 @@ herald_report_guard(PG_FUNCTION_ARGS)
 }
 
 /*
+ * report_status_oid returns the pg_enum OID of a status of the enum type
+ * enumtype (herald.report_status).
+ */
+static Oid
+report_status_oid(Oid enumtype, ReportStatus status)
+{
+	Oid			oid = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+									  ObjectIdGetDatum(enumtype),
+									  CStringGetDatum(report_status_names[status]));
+
+	if (!OidIsValid(oid))
+		elog(ERROR, "report status \"%s\" missing from enum %u",
+			 report_status_names[status], enumtype);
+	return oid;
+}
+
+/*
+ * report_check_transition raises HR001 unless from -> to is one of the
+ * eight transitions of the table.
+ */
+static void
+report_check_transition(Datum id, ReportStatus from, ReportStatus to)
+{
+	char	   *targets;
+
+	if (report_allowed[from][to])
+		return;
+	targets = report_allowed_targets(from);
+	ereport(ERROR,
+			(errcode(ERRCODE_HERALD_INVALID_TRANSITION),
+			 errmsg("invalid transition for report %s from \"%s\" to \"%s\"",
+					DatumGetCString(DirectFunctionCall1(uuid_out, id)),
+					report_status_names[from], report_status_names[to]),
+			 targets[0] != '\0' ?
+			 errhint("A \"%s\" report can move to %s.",
+					 report_status_names[from], targets) :
+			 errhint("\"%s\" is a terminal status.",
+					 report_status_names[from])));
+}
+
+/*
+ * report_record records an accepted change of report id (owner's): the
+ * history row (version, from, to, at; from < 0 for a creation) and the
+ * message {"id":"<report>","status":"<to>"} of kind report_status_update in
+ * the owner's stream user:<owner>, in the current transaction.
+ *
+ * The history row is written directly (tablewrite.c). Its foreign key's
+ * check is not needed: the report it names is the row this transaction has
+ * just inserted or updated, locked until commit.
+ */
+static void
+report_record(Datum id, Datum owner, int32 version, Oid enumtype, int from,
+			  ReportStatus to, TimestampTz at)
+{
+	HeraldTable history;
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+	int			att;
+	char	   *id_text = DatumGetCString(DirectFunctionCall1(uuid_out, id));
+	char	   *owner_text = DatumGetCString(DirectFunctionCall1(uuid_out, owner));
+	StringInfoData buf;
+
+	herald_table_open(&history, "report_history");
+	natts = RelationGetDescr(history.rel)->natts;
+	values = palloc0(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+	memset(nulls, true, sizeof(bool) * natts);
+	att = herald_table_attnum(&history, "report") - 1;
+	values[att] = id;
+	nulls[att] = false;
+	att = herald_table_attnum(&history, "version") - 1;
+	values[att] = Int32GetDatum(version);
+	nulls[att] = false;
+	if (from >= 0)
+	{
+		att = herald_table_attnum(&history, "from_status") - 1;
+		values[att] = ObjectIdGetDatum(report_status_oid(enumtype, (ReportStatus) from));
+		nulls[att] = false;
+	}
+	att = herald_table_attnum(&history, "to_status") - 1;
+	values[att] = ObjectIdGetDatum(report_status_oid(enumtype, to));
+	nulls[att] = false;
+	att = herald_table_attnum(&history, "at") - 1;
+	values[att] = TimestampTzGetDatum(at);
+	nulls[att] = false;
+	herald_table_insert(&history, values, nulls);
+	herald_table_close(&history);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"id\":\"%s\",\"status\":\"%s\"}", id_text,
+					 report_status_names[to]);
+	herald_stream_append(psprintf("user:%s", owner_text), "report_status_update",
+						 CStringGetTextDatum(buf.data));
+}
+
+/*
  * herald_report_record is the AFTER INSERT OR UPDATE row trigger of
  * herald.reports: it records an accepted change (herald_report_guard has
- * checked it) as a history row and as a report_status_update message
- * {"id":"<report>","status":"<status>"} in the owner's stream
- * user:<owner>, in the same transaction.
+ * checked it) with report_record.
  */
 Datum
 herald_report_record(PG_FUNCTION_ARGS)
@@ -319,15 +390,10 @@ herald_report_record(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
 	HeapTuple	newtuple;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		d;
 	bool		isnull;
-	char	   *id;
-	char	   *owner;
-	const char *to;
-	StringInfoData buf;
-	int			rc;
+	int			from = -1;
+	int			att_status;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -342,54 +408,123 @@ herald_report_record(PG_FUNCTION_ARGS)
 				 errmsg("herald_report_record must be fired AFTER INSERT OR UPDATE FOR EACH ROW")));
 
 	tupdesc = trigdata->tg_relation->rd_att;
+	att_status = report_attnum(tupdesc, "status");
 	newtuple = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ?
 		trigdata->tg_trigtuple : trigdata->tg_newtuple;
-
-	/* $1 report, $2 version, $3 from, $4 to, $5 at, $6 stream, $7 data */
-	values[0] = heap_getattr(newtuple, report_attnum(tupdesc, "id"), tupdesc, &isnull);
-	id = DatumGetCString(DirectFunctionCall1(uuid_out, values[0]));
-	values[1] = heap_getattr(newtuple, report_attnum(tupdesc, "version"), tupdesc, &isnull);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		d = heap_getattr(trigdata->tg_trigtuple, report_attnum(tupdesc, "status"),
-						 tupdesc, &isnull);
-		values[2] = CStringGetTextDatum(report_status_names[report_status_of(DatumGetObjectId(d))]);
+		d = heap_getattr(trigdata->tg_trigtuple, att_status, tupdesc, &isnull);
+		from = (int) report_status_of(DatumGetObjectId(d));
 	}
-	else
-	{
-		values[2] = (Datum) 0;
-		nulls[2] = 'n';
-	}
-	d = heap_getattr(newtuple, report_attnum(tupdesc, "status"), tupdesc, &isnull);
-	to = report_status_names[report_status_of(DatumGetObjectId(d))];
-	values[3] = CStringGetTextDatum(to);
-	values[4] = heap_getattr(newtuple, report_attnum(tupdesc, "updated_at"), tupdesc, &isnull);
-	d = heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull);
-	owner = DatumGetCString(DirectFunctionCall1(uuid_out, d));
-	values[5] = CStringGetTextDatum(psprintf("user:%s", owner));
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"id\":\"%s\",\"status\":\"%s\"}", id, to);
-	values[6] = CStringGetTextDatum(buf.data);
-
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	if (record_plan == NULL)
-	{
-		Oid			argtypes[7] = {UUIDOID, INT4OID, TEXTOID, TEXTOID,
-		TIMESTAMPTZOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare(RECORD_SQL, 7, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		record_plan = plan;
-	}
-	rc = SPI_execute_plan(record_plan, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != 1)
-		elog(ERROR, "herald_report_record: SPI_execute_plan returned %s",
-			 SPI_result_code_string(rc));
-	SPI_finish();
+	d = heap_getattr(newtuple, att_status, tupdesc, &isnull);
+	report_record(heap_getattr(newtuple, report_attnum(tupdesc, "id"), tupdesc, &isnull),
+				  heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull),
+				  DatumGetInt32(heap_getattr(newtuple, report_attnum(tupdesc, "version"),
+											 tupdesc, &isnull)),
+				  TupleDescAttr(tupdesc, att_status - 1)->atttypid,
+				  from,
+				  report_status_of(DatumGetObjectId(d)),
+				  DatumGetTimestampTz(heap_getattr(newtuple, report_attnum(tupdesc, "updated_at"),
+												   tupdesc, &isnull)));
 
 	PG_RETURN_POINTER(NULL);
+}
+
+/*
+ * herald_transition implements herald.transition(report uuid, new_status
+ * text) RETURNS herald.reports: it moves the report to new_status and
+ * returns it with its new version. Errors: a status outside the enum, 22023;
+ * an unknown report, HR002; a transition outside the table, HR001.
+ *
+ * It does what "UPDATE herald.reports SET status = ..." does with the
+ * guard and the recorder, without the executor (tablewrite.c): lock the
+ * row (waiting for a concurrent transition, then checking against the state
+ * it committed), check the transition, write the next version, record it.
+ * The triggers of herald.reports do not fire for it; their work is done
+ * here, by the same code.
+ */
+Datum
+herald_transition(PG_FUNCTION_ARGS)
+{
+	char	   *status = NULL;
+	ReportStatus from;
+	ReportStatus to;
+	HeraldTable reports;
+	TupleDesc	tupdesc;
+	HeapTuple	oldtuple;
+	HeapTuple	newtuple;
+	AclResult	aclresult;
+	Datum		id;
+	Datum		d;
+	bool		isnull;
+	int			cols[3];
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int			att_status;
+	int32		version;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		result;
+	int			i;
+
+	if (!PG_ARGISNULL(1))
+		status = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	for (i = 0; status != NULL && i < REPORT_NSTATUS; i++)
+	{
+		if (strcmp(status, report_status_names[i]) == 0)
+			break;
+	}
+	if (status == NULL || i == REPORT_NSTATUS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid report status: %s",
+						status == NULL ? "NULL" :
+						quote_literal_cstr(pnstrdup(status, pg_mbcharcliplen(status, strlen(status), 100)))),
+				 errhint("A report status is one of pending, queued, processing, completed, failed, canceled.")));
+	to = (ReportStatus) i;
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_HERALD_REPORT_NOT_FOUND),
+				 errmsg("report NULL not found")));
+	id = PG_GETARG_DATUM(0);
+
+	herald_table_open(&reports, "reports");
+	aclresult = pg_class_aclcheck(RelationGetRelid(reports.rel), GetUserId(), ACL_UPDATE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(reports.rel));
+	tupdesc = RelationGetDescr(reports.rel);
+
+	/* see this transaction's earlier changes, e.g. of this report */
+	CommandCounterIncrement();
+	if (!herald_table_lock_row(&reports, id, LockTupleNoKeyExclusive))
+		ereport(ERROR,
+				(errcode(ERRCODE_HERALD_REPORT_NOT_FOUND),
+				 errmsg("report %s not found",
+						DatumGetCString(DirectFunctionCall1(uuid_out, id)))));
+	oldtuple = ExecFetchSlotHeapTuple(reports.slot, false, NULL);
+
+	att_status = report_attnum(tupdesc, "status");
+	d = heap_getattr(oldtuple, att_status, tupdesc, &isnull);
+	if (isnull)
+		elog(ERROR, "report without a status");
+	from = report_status_of(DatumGetObjectId(d));
+	report_check_transition(id, from, to);
+
+	d = heap_getattr(oldtuple, report_attnum(tupdesc, "version"), tupdesc, &isnull);
+	version = (isnull ? 0 : DatumGetInt32(d)) + 1;
+	cols[0] = att_status;
+	values[0] = ObjectIdGetDatum(report_status_oid(TupleDescAttr(tupdesc, att_status - 1)->atttypid, to));
+	cols[1] = report_attnum(tupdesc, "version");
+	values[1] = Int32GetDatum(version);
+	cols[2] = report_attnum(tupdesc, "updated_at");
+	values[2] = TimestampTzGetDatum(now);
+	newtuple = heap_modify_tuple_by_cols(oldtuple, tupdesc, 3, cols, values, nulls);
+	herald_table_update(&reports, newtuple);
+
+	report_record(id, heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull),
+				  version, TupleDescAttr(tupdesc, att_status - 1)->atttypid,
+				  (int) from, to, now);
+
+	result = heap_copy_tuple_as_datum(newtuple, tupdesc);
+	herald_table_close(&reports);
+	PG_RETURN_DATUM(result);
 }

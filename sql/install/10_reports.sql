@@ -75,26 +75,8 @@ $$;
 -- → HR001 (raised by the guard). The UPDATE locks the row, so concurrent transitions of one
 -- report serialize and each is checked against the state the previous one committed.
 CREATE FUNCTION herald.transition(report uuid, new_status text) RETURNS herald.reports
-	LANGUAGE plpgsql
-	AS $$
-DECLARE
-	r herald.reports;
-BEGIN
-	IF new_status IS NULL OR NOT new_status = ANY (enum_range(NULL::herald.report_status)::text[]) THEN
-		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-			MESSAGE = format('invalid report status: %s', coalesce(quote_literal(left(new_status, 100)), 'NULL')),
-			HINT = 'A report status is one of pending, queued, processing, completed, failed, canceled.';
-	END IF;
-	UPDATE herald.reports SET status = new_status::herald.report_status
-	 WHERE id = transition.report
-	RETURNING * INTO r;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = 'HR002',
-			MESSAGE = format('report %s not found', coalesce(report::text, 'NULL'));
-	END IF;
-	RETURN r;
-END
-$$;
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'herald_transition';
 
 -- report_history lists report's accepted changes, oldest first: version 1 is the creation.
 -- An unknown report raises HR002.

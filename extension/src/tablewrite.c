@@ -1,0 +1,210 @@
+/*-------------------------------------------------------------------------
+ *
+ * tablewrite.c
+ *	  Writing herald's own tables from C without the executor.
+ *
+ * The state machine writes four rows per transition (the report, a history
+ * row, the stream's counter and an outbox row). Planning-free SPI still
+ * builds and tears down an executor tree per statement, evaluates CHECK
+ * constraints it has to parse again each time, queues and fires row
+ * triggers, and runs the foreign-key check as one more query: most of a
+ * transition's cost. These functions do what the executor would do for a
+ * single row of a herald table, and nothing more: take the row lock the way
+ * UPDATE does, write the heap tuple (TOASTing it when large), and maintain
+ * every index of the table (uniqueness included).
+ *
+ * What they deliberately do not do is up to the caller, which knows it is
+ * not needed: CHECK constraints of columns the caller does not set from
+ * user input, row triggers (the caller does their work itself, e.g. it rings
+ * the doorbell with herald_announce_message), permission checks (done once
+ * by the caller), and row-level security (herald's tables have none).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "herald.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/*
+ * herald_table_open opens the table herald.<relname> for writing, with the
+ * lock an INSERT or UPDATE takes (kept until the end of the transaction), and
+ * its indexes.
+ */
+void
+herald_table_open(HeraldTable *t, const char *relname)
+{
+	Oid			nsp = get_namespace_oid("herald", false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"herald.%s\" does not exist", relname)));
+	t->rel = table_open(relid, RowExclusiveLock);
+	t->estate = CreateExecutorState();
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, t->rel, 0, NULL, 0);
+	ExecOpenIndices(t->rri, false);
+	t->slot = table_slot_create(t->rel, NULL);
+	t->newslot = table_slot_create(t->rel, NULL);
+}
+
+/*
+ * herald_table_close closes what herald_table_open opened; the table's lock
+ * stays until the end of the transaction.
+ */
+void
+herald_table_close(HeraldTable *t)
+{
+	ExecDropSingleTupleTableSlot(t->slot);
+	ExecDropSingleTupleTableSlot(t->newslot);
+	ExecCloseIndices(t->rri);
+	FreeExecutorState(t->estate);
+	table_close(t->rel, NoLock);
+}
+
+/*
+ * herald_table_attnum returns the attribute number of column name.
+ */
+int
+herald_table_attnum(HeraldTable *t, const char *name)
+{
+	TupleDesc	tupdesc = RelationGetDescr(t->rel);
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i + 1;
+	}
+	elog(ERROR, "column \"%s\" of \"herald.%s\" not found", name,
+		 RelationGetRelationName(t->rel));
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * herald_table_lock_row finds the row whose one-column primary key equals
+ * key and locks it in mode, as UPDATE or SELECT FOR UPDATE would: it waits
+ * for a transaction that holds the row, then takes the latest version (in
+ * READ COMMITTED), or fails with a serialization error if the row changed
+ * since the transaction's snapshot (REPEATABLE READ and SERIALIZABLE).
+ * Returns false if there is no such row; otherwise t->slot holds the locked
+ * row.
+ *
+ * The caller must make the current transaction's earlier writes visible
+ * (CommandCounterIncrement) before locking a row it may have written.
+ */
+bool
+herald_table_lock_row(HeraldTable *t, Datum key, int mode)
+{
+	Oid			pkey = RelationGetPrimaryKeyIndex(t->rel);
+	Relation	idx;
+	ScanKeyData skey;
+	Oid			op;
+	bool		found;
+
+	if (!OidIsValid(pkey))
+		elog(ERROR, "\"herald.%s\" has no primary key", RelationGetRelationName(t->rel));
+	idx = index_open(pkey, RowExclusiveLock);
+	if (IndexRelationGetNumberOfKeyAttributes(idx) != 1)
+		elog(ERROR, "the primary key of \"herald.%s\" is not one column",
+			 RelationGetRelationName(t->rel));
+	op = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
+							 idx->rd_opcintype[0], BTEqualStrategyNumber);
+	if (!OidIsValid(op))
+		elog(ERROR, "no equality operator for the primary key of \"herald.%s\"",
+			 RelationGetRelationName(t->rel));
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, get_opcode(op), key);
+	skey.sk_collation = idx->rd_indcollation[0];
+
+	for (;;)
+	{
+		Snapshot	snapshot;
+		IndexScanDesc scan;
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		snapshot = RegisterSnapshot(IsolationUsesXactSnapshot() ?
+									GetTransactionSnapshot() : GetLatestSnapshot());
+		scan = index_beginscan(t->rel, idx, snapshot, 1, 0);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, t->slot);
+		index_endscan(scan);
+		if (!found)
+		{
+			UnregisterSnapshot(snapshot);
+			break;
+		}
+		res = table_tuple_lock(t->rel, &t->slot->tts_tid, snapshot, t->slot,
+							   GetCurrentCommandId(false), (LockTupleMode) mode, LockWaitBlock,
+							   0, &tmfd);
+		UnregisterSnapshot(snapshot);
+		if (res == TM_Ok)
+			break;
+		if (res == TM_Updated || res == TM_Deleted)
+		{
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			continue;			/* READ COMMITTED: look again */
+		}
+		elog(ERROR, "unexpected result %d locking a row of \"herald.%s\"",
+			 (int) res, RelationGetRelationName(t->rel));
+	}
+	index_close(idx, NoLock);
+	return found;
+}
+
+/*
+ * herald_table_update replaces the row locked by herald_table_lock_row with
+ * newtuple, and adds index entries when the update could not be HOT.
+ */
+void
+herald_table_update(HeraldTable *t, HeapTuple newtuple)
+{
+	bool		update_indexes;
+
+	ExecForceStoreHeapTuple(newtuple, t->newslot, false);
+	simple_table_tuple_update(t->rel, &t->slot->tts_tid, t->newslot,
+							  GetActiveSnapshot(), &update_indexes);
+	if (update_indexes && t->rri->ri_NumIndices > 0)
+		ExecInsertIndexTuples(t->rri, t->newslot, t->estate, false, false,
+							  NULL, NIL);
+	ExecClearTuple(t->newslot);
+	ResetPerTupleExprContext(t->estate);
+}
+
+/*
+ * herald_table_insert inserts a row (values and nulls in column order) and
+ * its index entries; a duplicate key raises unique_violation as usual.
+ */
+void
+herald_table_insert(HeraldTable *t, const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = t->newslot;
+	int			natts = RelationGetDescr(t->rel)->natts;
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(slot);
+	simple_table_tuple_insert(t->rel, slot);
+	if (t->rri->ri_NumIndices > 0)
+		ExecInsertIndexTuples(t->rri, slot, t->estate, false, false, NULL, NIL);
+	ExecClearTuple(slot);
+	ResetPerTupleExprContext(t->estate);
+}
