@@ -16,15 +16,18 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "nodes/lockoptions.h"
 #include "utils/builtins.h"
+#include "utils/reltrigger.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(herald_outbox_retention_interval);
+PG_FUNCTION_INFO_V1(herald_send);
 
 /*
  * herald_outbox_retention_interval returns herald.outbox_retention as an
@@ -52,6 +55,7 @@ herald_outbox_retention_interval(PG_FUNCTION_ARGS)
 static SPIPlanPtr stream_first_plan = NULL;
 
 static int64 stream_first_seq(Datum stream);
+static bool outbox_announce_enabled(Relation outbox);
 
 /*
  * herald_stream_append appends a message (data: a text Datum) of kind to
@@ -60,7 +64,7 @@ static int64 stream_first_seq(Datum stream);
  * so seq order is commit order, without holes), the outbox row, and the
  * doorbell. It writes the tables directly (tablewrite.c), which makes a
  * message several times cheaper than a statement; the outbox trigger does
- * not fire, so the doorbell is rung here.
+ * not fire, so the doorbell is rung here (when that trigger is enabled).
  */
 int64
 herald_stream_append(const char *stream, const char *kind, Datum data)
@@ -73,10 +77,13 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	int			natts;
 	int64		seq;
 
+	/* the outbox's CHECK on kind (its row is written without the executor) */
 	if (kind[0] == '\0' || strpbrk(kind, "\r\n") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("message kind must be non-empty and without line breaks")));
+				 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
+						"outbox", "outbox_kind_check"),
+				 errhint("A message kind is not empty and has no line breaks.")));
 
 	/* see the rows this transaction wrote so far, e.g. this stream's row */
 	CommandCounterIncrement();
@@ -118,10 +125,37 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	nulls[herald_table_attnum(&outbox, "data") - 1] = false;
 	nulls[herald_table_attnum(&outbox, "created_at") - 1] = false;
 	herald_table_insert(&outbox, values, nulls);
+	if (outbox_announce_enabled(outbox.rel))
+		herald_announce_message(stream, seq, kind, data);
 	herald_table_close(&outbox);
-
-	herald_announce_message(stream, seq, kind, data);
 	return seq;
+}
+
+/*
+ * outbox_announce_enabled tells whether the outbox's doorbell trigger
+ * (outbox_announce) would fire for a row inserted now: disabling it
+ * (ALTER TABLE herald.outbox DISABLE TRIGGER outbox_announce) silences the
+ * doorbell of herald_stream_append's messages too.
+ */
+static bool
+outbox_announce_enabled(Relation outbox)
+{
+	TriggerDesc *trigdesc = outbox->trigdesc;
+	int			i;
+
+	for (i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (strcmp(trigger->tgname, "outbox_announce") != 0)
+			continue;
+		if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+			return trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA ||
+				trigger->tgenabled == TRIGGER_FIRES_ALWAYS;
+		return trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
+			trigger->tgenabled == TRIGGER_FIRES_ALWAYS;
+	}
+	return false;
 }
 
 /*
@@ -157,4 +191,24 @@ stream_first_seq(Datum stream)
 									  1, &isnull));
 	SPI_finish();
 	return seq;
+}
+
+/*
+ * herald_send implements herald.send(stream text, data text, kind text)
+ * RETURNS bigint: herald_stream_append with SQL's errors for missing
+ * arguments.
+ */
+Datum
+herald_send(PG_FUNCTION_ARGS)
+{
+	/* as the NOT NULL constraints of the streams and outbox rows would say */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+						PG_ARGISNULL(0) ? "stream" : PG_ARGISNULL(1) ? "data" : "kind",
+						PG_ARGISNULL(0) ? "streams" : "outbox")));
+	PG_RETURN_INT64(herald_stream_append(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										 text_to_cstring(PG_GETARG_TEXT_PP(2)),
+										 PointerGetDatum(PG_GETARG_TEXT_P(1))));
 }

@@ -31,20 +31,11 @@ CREATE INDEX outbox_created_at_idx ON herald.outbox USING brin (created_at);
 
 -- send appends a message to stream and returns its seq. kind is the SSE event name
 -- ("message" by default; no line breaks; "reset" is what replay uses for its own rows).
+-- Written in C (outbox.c: herald_stream_append): the same two writes as send_batch below
+-- (the stream's counter, then the outbox row) without the executor, and the doorbell.
 CREATE FUNCTION herald.send(stream text, data text, kind text DEFAULT 'message') RETURNS bigint
-	LANGUAGE plpgsql
-	AS $$
-DECLARE
-	new_seq bigint;
-BEGIN
-	INSERT INTO herald.streams AS s (stream, last_seq) VALUES (send.stream, 1)
-		ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE SET last_seq = s.last_seq + 1
-	RETURNING s.last_seq INTO new_seq;
-	INSERT INTO herald.outbox (stream, seq, kind, data)
-	VALUES (send.stream, new_seq, send.kind, send.data);
-	RETURN new_seq;
-END
-$$;
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'herald_send';
 
 -- send(stream, jsonb, kind) sends the JSON document's text.
 CREATE FUNCTION herald.send(stream text, data jsonb, kind text DEFAULT 'message') RETURNS bigint
