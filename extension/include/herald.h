@@ -97,15 +97,16 @@ typedef struct HeraldTable
 	Relation	rel;
 	struct EState *estate;			/* for index maintenance */
 	struct ResultRelInfo *rri;		/* the table and its open indexes */
-	struct TupleTableSlot *slot;	/* the row locked by herald_table_lock_row */
+	struct TupleTableSlot *slot;	/* the row found by herald_table_fetch_row */
 	struct TupleTableSlot *newslot; /* the row being written */
 } HeraldTable;
 
 extern void herald_table_open(HeraldTable *t, const char *relname);
 extern void herald_table_close(HeraldTable *t);
 extern int	herald_table_attnum(HeraldTable *t, const char *name);
-extern bool herald_table_lock_row(HeraldTable *t, Datum key, int mode);
-extern void herald_table_update(HeraldTable *t, HeapTuple newtuple);
+extern bool herald_table_fetch_row(HeraldTable *t, Datum key);
+extern bool herald_table_update(HeraldTable *t, HeapTuple newtuple);
+extern bool herald_table_settle(HeraldTable *t);
 extern void herald_table_insert(HeraldTable *t, const Datum *values,
 								const bool *nulls);
 

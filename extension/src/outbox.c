@@ -20,7 +20,6 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
-#include "nodes/lockoptions.h"
 #include "utils/builtins.h"
 #include "utils/reltrigger.h"
 #include "utils/rel.h"
@@ -89,23 +88,29 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	CommandCounterIncrement();
 
 	herald_table_open(&streams, "streams");
-	if (herald_table_lock_row(&streams, stream_datum, LockTupleNoKeyExclusive))
+	for (;;)
 	{
 		int			att_last = herald_table_attnum(&streams, "last_seq");
-		HeapTuple	old = ExecFetchSlotHeapTuple(streams.slot, false, NULL);
+		HeapTuple	old;
 		Datum		value;
 		bool		isnull;
 		bool		notnull = false;
 
+		if (!herald_table_fetch_row(&streams, stream_datum))
+		{
+			seq = stream_first_seq(stream_datum);
+			break;
+		}
+		old = ExecFetchSlotHeapTuple(streams.slot, false, NULL);
 		value = heap_getattr(old, att_last, RelationGetDescr(streams.rel), &isnull);
 		seq = (isnull ? 0 : DatumGetInt64(value)) + 1;
 		value = Int64GetDatum(seq);
-		herald_table_update(&streams,
-							heap_modify_tuple_by_cols(old, RelationGetDescr(streams.rel),
-													  1, &att_last, &value, &notnull));
+		if (herald_table_update(&streams,
+								heap_modify_tuple_by_cols(old, RelationGetDescr(streams.rel),
+														  1, &att_last, &value, &notnull)))
+			break;
+		/* another transaction took a seq meanwhile: take the next one */
 	}
-	else
-		seq = stream_first_seq(stream_datum);
 	herald_table_close(&streams);
 
 	herald_table_open(&outbox, "outbox");

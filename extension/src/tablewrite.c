@@ -9,9 +9,10 @@
  * constraints it has to parse again each time, queues and fires row
  * triggers, and runs the foreign-key check as one more query: most of a
  * transition's cost. These functions do what the executor would do for a
- * single row of a herald table, and nothing more: take the row lock the way
- * UPDATE does, write the heap tuple (TOASTing it when large), and maintain
- * every index of the table (uniqueness included).
+ * single row of a herald table, and nothing more: find a row and replace it
+ * the way UPDATE does (waiting for a concurrent writer, then deciding again on
+ * the version it committed), write the heap tuple (TOASTing it when large),
+ * and maintain every index of the table (uniqueness included).
  *
  * What they deliberately do not do is up to the caller, which knows it is
  * not needed: CHECK constraints of columns the caller does not set from
@@ -96,24 +97,24 @@ herald_table_attnum(HeraldTable *t, const char *name)
 }
 
 /*
- * herald_table_lock_row finds the row whose one-column primary key equals
- * key and locks it in mode, as UPDATE or SELECT FOR UPDATE would: it waits
- * for a transaction that holds the row, then takes the latest version (in
- * READ COMMITTED), or fails with a serialization error if the row changed
- * since the transaction's snapshot (REPEATABLE READ and SERIALIZABLE).
- * Returns false if there is no such row; otherwise t->slot holds the locked
- * row.
+ * herald_table_fetch_row finds the row whose one-column primary key equals
+ * key, as an UPDATE would see it: the latest committed version (READ
+ * COMMITTED) or the one of the transaction's snapshot (REPEATABLE READ,
+ * SERIALIZABLE), and this transaction's own changes. Returns false if there
+ * is no such row; otherwise t->slot holds it, for herald_table_update.
  *
  * The caller must make the current transaction's earlier writes visible
- * (CommandCounterIncrement) before locking a row it may have written.
+ * (CommandCounterIncrement) before fetching a row it may have written.
  */
 bool
-herald_table_lock_row(HeraldTable *t, Datum key, int mode)
+herald_table_fetch_row(HeraldTable *t, Datum key)
 {
 	Oid			pkey = RelationGetPrimaryKeyIndex(t->rel);
 	Relation	idx;
 	ScanKeyData skey;
 	Oid			op;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
 	bool		found;
 
 	if (!OidIsValid(pkey))
@@ -130,62 +131,89 @@ herald_table_lock_row(HeraldTable *t, Datum key, int mode)
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, get_opcode(op), key);
 	skey.sk_collation = idx->rd_indcollation[0];
 
-	for (;;)
-	{
-		Snapshot	snapshot;
-		IndexScanDesc scan;
-		TM_FailureData tmfd;
-		TM_Result	res;
-
-		snapshot = RegisterSnapshot(IsolationUsesXactSnapshot() ?
-									GetTransactionSnapshot() : GetLatestSnapshot());
-		scan = index_beginscan(t->rel, idx, snapshot, 1, 0);
-		index_rescan(scan, &skey, 1, NULL, 0);
-		found = index_getnext_slot(scan, ForwardScanDirection, t->slot);
-		index_endscan(scan);
-		if (!found)
-		{
-			UnregisterSnapshot(snapshot);
-			break;
-		}
-		res = table_tuple_lock(t->rel, &t->slot->tts_tid, snapshot, t->slot,
-							   GetCurrentCommandId(false), (LockTupleMode) mode, LockWaitBlock,
-							   0, &tmfd);
-		UnregisterSnapshot(snapshot);
-		if (res == TM_Ok)
-			break;
-		if (res == TM_Updated || res == TM_Deleted)
-		{
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			continue;			/* READ COMMITTED: look again */
-		}
-		elog(ERROR, "unexpected result %d locking a row of \"herald.%s\"",
-			 (int) res, RelationGetRelationName(t->rel));
-	}
+	snapshot = RegisterSnapshot(IsolationUsesXactSnapshot() ?
+								GetTransactionSnapshot() : GetLatestSnapshot());
+	scan = index_beginscan(t->rel, idx, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, t->slot);
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
 	index_close(idx, NoLock);
 	return found;
 }
 
 /*
- * herald_table_update replaces the row locked by herald_table_lock_row with
- * newtuple, and adds index entries when the update could not be HOT.
+ * herald_table_update replaces the row fetched by herald_table_fetch_row
+ * with newtuple (adding index entries when the update cannot be HOT), as
+ * UPDATE does: it waits for a transaction writing the row and, if that one
+ * changed it, returns false in READ COMMITTED (fetch it again, decide again,
+ * retry) and fails with a serialization error otherwise. On success the row
+ * stays locked until the end of the transaction.
  */
-void
+bool
 herald_table_update(HeraldTable *t, HeapTuple newtuple)
 {
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TM_Result	res;
 	bool		update_indexes;
 
 	ExecForceStoreHeapTuple(newtuple, t->newslot, false);
-	simple_table_tuple_update(t->rel, &t->slot->tts_tid, t->newslot,
-							  GetActiveSnapshot(), &update_indexes);
-	if (update_indexes && t->rri->ri_NumIndices > 0)
-		ExecInsertIndexTuples(t->rri, t->newslot, t->estate, false, false,
-							  NULL, NIL);
+	res = table_tuple_update(t->rel, &t->slot->tts_tid, t->newslot,
+							 GetCurrentCommandId(true), GetActiveSnapshot(),
+							 InvalidSnapshot, true, &tmfd, &lockmode,
+							 &update_indexes);
+	if (res == TM_Ok)
+	{
+		if (update_indexes && t->rri->ri_NumIndices > 0)
+			ExecInsertIndexTuples(t->rri, t->newslot, t->estate, false, false,
+								  NULL, NIL);
+	}
+	else if (res == TM_Updated || res == TM_Deleted)
+	{
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+	}
+	else
+		elog(ERROR, "unexpected result %d updating a row of \"herald.%s\"",
+			 (int) res, RelationGetRelationName(t->rel));
 	ExecClearTuple(t->newslot);
 	ResetPerTupleExprContext(t->estate);
+	return res == TM_Ok;
+}
+
+/*
+ * herald_table_settle makes sure the row fetched by herald_table_fetch_row
+ * is the one to decide on: it waits for a transaction writing the row and
+ * returns true with the row share-locked (nobody can change it now) or, if
+ * that transaction changed it, false in READ COMMITTED (fetch it again) and a
+ * serialization error otherwise. For decisions that do not write the row,
+ * e.g. refusing a transition: a refusal must be based on committed state.
+ */
+bool
+herald_table_settle(HeraldTable *t)
+{
+	TM_FailureData tmfd;
+	TM_Result	res;
+
+	res = table_tuple_lock(t->rel, &t->slot->tts_tid, GetActiveSnapshot(), t->slot,
+						   GetCurrentCommandId(false), LockTupleShare,
+						   LockWaitBlock, 0, &tmfd);
+	if (res == TM_Ok)
+		return true;
+	if (res == TM_Updated || res == TM_Deleted)
+	{
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		return false;
+	}
+	elog(ERROR, "unexpected result %d locking a row of \"herald.%s\"",
+		 (int) res, RelationGetRelationName(t->rel));
+	return false;				/* keep the compiler quiet */
 }
 
 /*

@@ -38,7 +38,6 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/lockoptions.h"
 #include "utils/acl.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -437,9 +436,10 @@ herald_report_record(PG_FUNCTION_ARGS)
  * an unknown report, HR002; a transition outside the table, HR001.
  *
  * It does what "UPDATE herald.reports SET status = ..." does with the
- * guard and the recorder, without the executor (tablewrite.c): lock the
- * row (waiting for a concurrent transition, then checking against the state
- * it committed), check the transition, write the next version, record it.
+ * guard and the recorder, without the executor (tablewrite.c): read the
+ * row, check the transition, write the next version (waiting for a
+ * concurrent transition; if that one committed, check again against the
+ * state it left), record it.
  * The triggers of herald.reports do not fire for it; their work is done
  * here, by the same code.
  */
@@ -495,30 +495,40 @@ herald_transition(PG_FUNCTION_ARGS)
 
 	/* see this transaction's earlier changes, e.g. of this report */
 	CommandCounterIncrement();
-	if (!herald_table_lock_row(&reports, id, LockTupleNoKeyExclusive))
-		ereport(ERROR,
-				(errcode(ERRCODE_HERALD_REPORT_NOT_FOUND),
-				 errmsg("report %s not found",
-						DatumGetCString(DirectFunctionCall1(uuid_out, id)))));
-	oldtuple = ExecFetchSlotHeapTuple(reports.slot, false, NULL);
-
 	att_status = report_attnum(tupdesc, "status");
-	d = heap_getattr(oldtuple, att_status, tupdesc, &isnull);
-	if (isnull)
-		elog(ERROR, "report without a status");
-	from = report_status_of(DatumGetObjectId(d));
-	report_check_transition(id, from, to);
+	for (;;)
+	{
+		if (!herald_table_fetch_row(&reports, id))
+			ereport(ERROR,
+					(errcode(ERRCODE_HERALD_REPORT_NOT_FOUND),
+					 errmsg("report %s not found",
+							DatumGetCString(DirectFunctionCall1(uuid_out, id)))));
+		oldtuple = ExecFetchSlotHeapTuple(reports.slot, false, NULL);
+		d = heap_getattr(oldtuple, att_status, tupdesc, &isnull);
+		if (isnull)
+			elog(ERROR, "report without a status");
+		from = report_status_of(DatumGetObjectId(d));
+		if (!report_allowed[from][to])
+		{
+			/* refuse only on committed state: wait for a transition in flight */
+			if (!herald_table_settle(&reports))
+				continue;
+			report_check_transition(id, from, to);
+		}
 
-	d = heap_getattr(oldtuple, report_attnum(tupdesc, "version"), tupdesc, &isnull);
-	version = (isnull ? 0 : DatumGetInt32(d)) + 1;
-	cols[0] = att_status;
-	values[0] = ObjectIdGetDatum(report_status_oid(TupleDescAttr(tupdesc, att_status - 1)->atttypid, to));
-	cols[1] = report_attnum(tupdesc, "version");
-	values[1] = Int32GetDatum(version);
-	cols[2] = report_attnum(tupdesc, "updated_at");
-	values[2] = TimestampTzGetDatum(now);
-	newtuple = heap_modify_tuple_by_cols(oldtuple, tupdesc, 3, cols, values, nulls);
-	herald_table_update(&reports, newtuple);
+		d = heap_getattr(oldtuple, report_attnum(tupdesc, "version"), tupdesc, &isnull);
+		version = (isnull ? 0 : DatumGetInt32(d)) + 1;
+		cols[0] = att_status;
+		values[0] = ObjectIdGetDatum(report_status_oid(TupleDescAttr(tupdesc, att_status - 1)->atttypid, to));
+		cols[1] = report_attnum(tupdesc, "version");
+		values[1] = Int32GetDatum(version);
+		cols[2] = report_attnum(tupdesc, "updated_at");
+		values[2] = TimestampTzGetDatum(now);
+		newtuple = heap_modify_tuple_by_cols(oldtuple, tupdesc, 3, cols, values, nulls);
+		if (herald_table_update(&reports, newtuple))
+			break;
+		/* a concurrent transition committed first: check against its result */
+	}
 
 	report_record(id, heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull),
 				  version, TupleDescAttr(tupdesc, att_status - 1)->atttypid,

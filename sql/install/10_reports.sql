@@ -72,8 +72,12 @@ $$;
 
 -- transition moves report to new_status and returns the report with its new version.
 -- Errors: unknown status → 22023; unknown report → HR002; a transition outside the table
--- → HR001 (raised by the guard). The UPDATE locks the row, so concurrent transitions of one
--- report serialize and each is checked against the state the previous one committed.
+-- → HR001; no UPDATE privilege on herald.reports → 42501. It locks the row as UPDATE does, so
+-- concurrent transitions of one report serialize and each is checked against the state the
+-- previous one committed. Written in C (transitions.c: herald_transition) without the
+-- executor: it does the guard's and the recorder's work itself with the same code, and row
+-- triggers of herald.reports do not fire for it (react to transitions through the owner's
+-- stream instead).
 CREATE FUNCTION herald.transition(report uuid, new_status text) RETURNS herald.reports
 	LANGUAGE c VOLATILE
 	AS 'MODULE_PATHNAME', 'herald_transition';
