@@ -19,8 +19,12 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "catalog/namespace.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/reltrigger.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -201,11 +205,14 @@ stream_first_seq(Datum stream)
 /*
  * herald_send implements herald.send(stream text, data text, kind text)
  * RETURNS bigint: herald_stream_append with SQL's errors for missing
- * arguments.
+ * arguments, for a role that may insert into herald.outbox.
  */
 Datum
 herald_send(PG_FUNCTION_ARGS)
 {
+	Oid			outbox_oid;
+	AclResult	aclresult;
+
 	/* as the NOT NULL constraints of the streams and outbox rows would say */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -213,6 +220,11 @@ herald_send(PG_FUNCTION_ARGS)
 				 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
 						PG_ARGISNULL(0) ? "stream" : PG_ARGISNULL(1) ? "data" : "kind",
 						PG_ARGISNULL(0) ? "streams" : "outbox")));
+	/* the privilege the INSERT into the outbox would need */
+	outbox_oid = get_relname_relid("outbox", get_namespace_oid("herald", false));
+	aclresult = pg_class_aclcheck(outbox_oid, GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "outbox");
 	PG_RETURN_INT64(herald_stream_append(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 										 text_to_cstring(PG_GETARG_TEXT_PP(2)),
 										 PointerGetDatum(PG_GETARG_TEXT_P(1))));
