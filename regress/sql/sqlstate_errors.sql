@@ -54,3 +54,14 @@ BEGIN;
 SELECT herald.send('err:prepared', 'x') AS seq;
 PREPARE TRANSACTION 'herald_sent';
 SELECT herald.stream_position('err:prepared') AS position;
+-- 42501: herald.send and herald.transition write without statements, but need the
+-- privileges their statements would (INSERT on the outbox, UPDATE on the reports)
+CREATE ROLE herald_regress_reader;
+GRANT USAGE ON SCHEMA herald TO herald_regress_reader;
+SET ROLE herald_regress_reader;
+SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:acl', 'x')$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'queued')$$);
+RESET ROLE;
+SELECT herald.stream_position('err:acl') AS position;
+REVOKE USAGE ON SCHEMA herald FROM herald_regress_reader;
+DROP ROLE herald_regress_reader;
