@@ -8,11 +8,18 @@
 # =post uses POST /v2/message instead), nchan with POST /pub/<channel> (which answers only
 # once every subscriber has been written). Subscribers: GET /v2/sse?username=<name> and
 # GET /sub/<channel> (eventsource).
+# Broadcasts (bcast*) publish over HTTP on both sides: herald with POST /v2/message
+# (BENCH_BCAST_PUBLISH=sql: herald.send instead), whose sidecar fans the message out as soon as
+# the send has committed. "As fast as it goes" is flow-controlled on both sides: nchan's
+# publish answers only after its fan-out; herald's answers after the commit, so its publisher
+# uses the load tool's window instead (--window BENCH_BCAST_WINDOW: message k is published
+# once message k-W has reached every subscriber). "@no-window" is herald flooded without it.
 # Scenarios:
 #   peruser   1 000 subscribers on distinct streams, 1 000 messages/s, BENCH_PERUSER_MSGS messages
 #   idle      10 000 idle subscribers: server memory per connection
 #   bcast1k   one stream, 1 000 subscribers, BENCH_BCAST1K_MSGS messages as fast as one publisher goes
 #   bcast10k  one stream, 10 000 subscribers, BENCH_BCAST10K_MSGS messages, likewise
+#   (bcast*: herald also without the window, "@no-window": a flood that builds a backlog)
 #   (bcast*: then herald again at the publish rate nchan reached: same offered load, "@nchan-rate",
 #    and at twice that rate, "@2x-nchan-rate": twice nchan's deliveries/s, compare the p99)
 #   scripts/bench/run.sh fanout           (needs HERALD_BENCH_DEPS=1 scripts/bootstrap.sh for nchan)
@@ -28,6 +35,8 @@ BCAST10K_MSGS="${BENCH_BCAST10K_MSGS:-100}"
 NCHAN_PORT="${HERALD_NCHAN_PORT:-$((PORT + 7))}"
 RUN="r$$"
 HERALD_PUBLISH="${BENCH_HERALD_PUBLISH:-sql}"
+BCAST_PUBLISH="${BENCH_BCAST_PUBLISH:-post}"
+BCAST_WINDOW="${BENCH_BCAST_WINDOW:-4}"
 
 if ! command -v nginx >/dev/null || [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
 	echo "fanout: nginx + nchan missing: run HERALD_BENCH_DEPS=1 scripts/bootstrap.sh" >&2
@@ -105,9 +114,11 @@ run() {
 	local scen="$1" server="$2"; shift 2
 	local port pid sub pub
 	local extra=()
+	local publish="$HERALD_PUBLISH"
+	case "$scen" in bcast*) publish="$BCAST_PUBLISH" ;; esac
 	if [ "$server" = herald ]; then
 		herald_start; port="$PORT"; pid="$(herald_pid)"
-		if [ "$HERALD_PUBLISH" = sql ]; then
+		if [ "$publish" = sql ]; then
 			# --pub /v2/message?username=X  ->  herald.send('user:X', ...)
 			local args=() a
 			for a in "$@"; do
@@ -140,7 +151,9 @@ for scen in $SCENARIOS; do
 	bcast1k | bcast10k)
 		if [ "$scen" = bcast1k ]; then n=1000 msgs="$BCAST1K_MSGS"; else n=10000 msgs="$BCAST10K_MSGS"; fi
 		run "$scen" herald --sub "/v2/sse?username=$RUN-$scen" --pub "/v2/message?username=$RUN-$scen" -n "$n" --streams 1 \
-			--messages "$msgs" --publishers 1
+			--messages "$msgs" --publishers 1 --window "$BCAST_WINDOW"
+		run "$scen@no-window" herald --sub "/v2/sse?username=$RUN-$scen-f" --pub "/v2/message?username=$RUN-$scen-f" -n "$n" \
+			--streams 1 --messages "$msgs" --publishers 1
 		run "$scen" nchan --sub "/sub/$RUN-$scen" --pub "/pub/$RUN-$scen" -n "$n" --streams 1 --messages "$msgs" --publishers 1
 		# the same offered load: herald published at the rate nchan's publisher achieved
 		rate="$(grep "label=$scen/nchan " "$RESULTS" | sed -n 's/.* pub_rate=\([0-9]*\).*/\1/p')"

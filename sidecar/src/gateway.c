@@ -7,6 +7,7 @@
  * herald.send('user:' || username, body), so it is replayable with Last-Event-ID; the SSE
  * stream of a user follows stream user:<username>.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -83,14 +84,29 @@ static int user_sse(h2o_req_t *req)
     return 0;
 }
 
+/* A message POSTed here is fanned out to this process's subscribers as soon as its send has
+ * committed (the query's callback runs after PostgreSQL's ReadyForQuery, so after the commit),
+ * instead of after the doorbell's round trip through the worker and LISTEN: the registry
+ * treats it like a doorbell with the message inline (delivered at once when it is the next
+ * seq, else the gap is read from the outbox first; the doorbell arriving later is a seq the
+ * stream already has and is skipped). */
+typedef struct st_user_message_t {
+    h2o_req_t *req;
+    char *stream;
+    const char *body;
+    size_t len;
+} user_message_t;
+
 static void on_sent(void *data, PGresult *res, const char *error)
 {
-    h2o_req_t *req = data;
+    user_message_t *m = data;
     if (!hs_pg_result_ok(res)) {
-        hs_pg_reply_error(req, res, error);
+        hs_pg_reply_error(m->req, res, error);
         return;
     }
-    hs_http_send_no_content(req);
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        hs_streams_doorbell(m->stream, strtoll(PQgetvalue(res, 0, 0), NULL, 10), "message", m->body, m->len);
+    hs_http_send_no_content(m->req);
 }
 
 static int user_message(h2o_req_t *req)
@@ -112,9 +128,14 @@ static int user_message(h2o_req_t *req)
     }
     hs_strbuf_t stream = {0};
     hs_strbuf_printf(&stream, "user:%s", user);
-    const char *values[2] = {stream.base, body};
-    hs_pg_query_req(req, "SELECT herald.send($1, $2::text)", 2, values, on_sent, req);
+    user_message_t *m = h2o_mem_alloc_pool(&req->pool, sizeof(*m));
+    m->req = req;
+    m->stream = h2o_strdup(&req->pool, stream.base, stream.len).base;
+    m->body = body;
+    m->len = len;
     hs_strbuf_free(&stream);
+    const char *values[2] = {m->stream, body};
+    hs_pg_query_req(req, "SELECT herald.send($1, $2::text)", 2, values, on_sent, m);
     return 0;
 }
 

@@ -11,14 +11,35 @@
  * A subscriber whose unsent output passes HERALD_SSE_MAX_BUFFER (see queue()) is cut: for HTTP/1 the socket is shut down, which makes
  * h2o's pending write fail and close the connection (so a client that does not read at all
  * cannot keep the stream); otherwise the stream ends at the next proceed.
+ *
+ * Fan-out cost. A broadcast to N subscribers is N socket writes, and the kernel's TCP send
+ * path is most of each; everything else is kept off that path:
+ *   - HTTP/1.1 responses ("raw" streams) are chunk-framed here, not by h2o's chunked filter
+ *     (start_response sets transfer-encoding: chunked itself, so the filter stays out): the
+ *     pending buffer keeps CHUNK_HEADROOM bytes in front of its frames for the chunk-size
+ *     line, so a whole chunk is one contiguous buffer. Once h2o has written the response head
+ *     (first proceed), a flush with nothing in flight writes that buffer straight to the
+ *     socket with one write(); only what the socket does not take (a full socket buffer: a
+ *     slow reader) goes through h2o_send, already framed, and the next flush waits for its
+ *     proceed as before. HTTP/2 and HTTP/1.0 streams always go through h2o_send.
+ *   - Flushes are taken from a FIFO list in slices of FLUSH_SLICE subscribers; between two
+ *     slices the loop polls its sockets again (the slices are driven by an eventfd that stays
+ *     readable while the list is not empty), so a message that arrives while a broadcast is
+ *     being written joins the writes of every subscriber not yet written, and the others get
+ *     it when their turn comes round again: a message waits at most one pass over the
+ *     subscribers (not the rest of the current pass plus a whole next one), and under load
+ *     each write carries every message that arrived since that subscriber's previous write.
  */
 #include "sse.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "http_util.h"
@@ -31,6 +52,8 @@
 
 #define MODULE "sse"
 #define IDLE_BUFFER_KEEP 16384 /* larger buffers are freed once drained */
+#define CHUNK_HEADROOM 18      /* room for a chunk-size line: 16 hex digits + CRLF */
+#define FLUSH_SLICE 32         /* subscribers written between two polls of the loop */
 
 struct st_hs_sse_t {
     h2o_generator_t super;
@@ -39,6 +62,9 @@ struct st_hs_sse_t {
     hs_strbuf_t pending;
     hs_strbuf_t inflight;
     unsigned started : 1, sending : 1, ended : 1, cut : 1, has_sub : 1, input_released : 1;
+    unsigned raw : 1;       /* HTTP/1.1: chunk-framed here, written directly once head_sent */
+    unsigned head_sent : 1; /* h2o has written the response head (first proceed) */
+    int fd;                 /* the connection's socket (raw streams) */
     hs_timer_t keepalive;
     hs_timer_t tick;
     uint64_t keepalive_ms;
@@ -56,8 +82,13 @@ struct st_hs_sse_t {
 
 /* Frames queued while nothing is in flight are written at the end of the loop iteration (a
  * zero-delay timer runs after the iteration's I/O), so every message that arrived in one
- * iteration (several doorbells read at once, a replay) goes out in one write per subscriber. */
+ * iteration (several doorbells read at once, a replay) goes out in one write per subscriber.
+ * A longer list is written FLUSH_SLICE subscribers per loop iteration, driven by pump_fd (an
+ * eventfd kept readable while the list is not empty; see the file comment). */
 static h2o_linklist_t flush_list = {&flush_list, &flush_list};
+static int pump_fd = -1;
+static h2o_socket_t *pump_sock;
+static int pump_armed;
 
 /* A write still in flight after this long, with more than HERALD_SSE_MAX_BUFFER waiting behind
  * it, marks a slow consumer. */
@@ -114,35 +145,115 @@ static void release_buffers(hs_sse_t *sse)
     hs_strbuf_free(&sse->inflight);
 }
 
+/* pending_append adds framed SSE bytes to the pending buffer (after the chunk-size room of a
+ * raw stream); pending_bytes counts them. */
+static void pending_append(hs_sse_t *sse, const char *p, size_t n)
+{
+    if (sse->raw && sse->pending.len == 0)
+        hs_strbuf_append(&sse->pending, "                  ", CHUNK_HEADROOM);
+    hs_strbuf_append(&sse->pending, p, n);
+}
+
+static size_t pending_bytes(hs_sse_t *sse)
+{
+    return sse->pending.len == 0 ? 0 : sse->pending.len - (sse->raw ? CHUNK_HEADROOM : 0);
+}
+
+/* write_direct writes as much of p as the socket takes now; returns the bytes written (0 on
+ * EAGAIN or an error: h2o's own write then meets the error and closes the connection). */
+static size_t write_direct(int fd, const char *p, size_t n)
+{
+    ssize_t w;
+    while ((w = write(fd, p, n)) < 0 && errno == EINTR)
+        ;
+    return w > 0 ? (size_t)w : 0;
+}
+
 static void flush(hs_sse_t *sse)
 {
-    if (sse->req == NULL || !sse->started || sse->sending || sse->cut || sse->pending.len == 0)
+    if (sse->req == NULL || !sse->started || sse->sending || sse->cut || pending_bytes(sse) == 0)
         return;
+    const char *base = sse->pending.base;
+    size_t len = sse->pending.len;
+    if (sse->raw) {
+        /* one chunk: its size line in the room before the payload, CRLF after it */
+        char line[CHUNK_HEADROOM + 1];
+        int n = snprintf(line, sizeof(line), "%zx\r\n", sse->pending.len - CHUNK_HEADROOM);
+        memcpy(sse->pending.base + CHUNK_HEADROOM - n, line, (size_t)n);
+        hs_strbuf_append(&sse->pending, "\r\n", 2);
+        base = sse->pending.base + CHUNK_HEADROOM - n;
+        len = sse->pending.len - (size_t)(CHUNK_HEADROOM - n);
+        if (sse->head_sent) {
+            size_t w = write_direct(sse->fd, base, len);
+            if (w == len) { /* all of it: nothing in flight, hold no buffer */
+                hs_strbuf_free(&sse->pending);
+                return;
+            }
+            base += w;
+            len -= w;
+        }
+    }
     hs_strbuf_t t = sse->inflight;
-    sse->inflight = sse->pending;
+    sse->inflight = sse->pending; /* base points into it */
     sse->pending = t;
     sse->pending.len = 0;
     sse->sending = 1;
     sse->sent_at = (uint32_t)h2o_now(sse->loop);
-    h2o_iovec_t buf = h2o_iovec_init(sse->inflight.base, sse->inflight.len);
+    h2o_iovec_t buf = h2o_iovec_init(base, len);
     h2o_send(sse->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
 
-static void on_flush_timer(hs_timer_t *t)
+static void pump_set(int on)
 {
-    while (!h2o_linklist_is_empty(&flush_list)) {
+    uint64_t v = 1;
+    if (on == pump_armed || pump_fd < 0)
+        return;
+    pump_armed = on;
+    ssize_t r = on ? write(pump_fd, &v, sizeof(v)) : read(pump_fd, &v, sizeof(v));
+    (void)r;
+}
+
+static void flush_slice(void)
+{
+    for (int i = 0; i < FLUSH_SLICE && !h2o_linklist_is_empty(&flush_list); i++) {
         hs_sse_t *sse = H2O_STRUCT_FROM_MEMBER(hs_sse_t, dirty, flush_list.next);
         h2o_linklist_unlink(&sse->dirty);
         flush(sse);
     }
+    pump_set(!h2o_linklist_is_empty(&flush_list));
 }
 
+static void on_pump(h2o_socket_t *sock, const char *err)
+{
+    flush_slice();
+}
+
+static void on_flush_timer(hs_timer_t *t)
+{
+    flush_slice();
+}
+
+static void pump_init(h2o_loop_t *loop)
+{
+    if (pump_fd >= 0)
+        return;
+    pump_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (pump_fd < 0) {
+        hs_error(MODULE, "eventfd: %s; long fan-outs are written in one go", strerror(errno));
+        return;
+    }
+    pump_sock = h2o_evloop_socket_create(loop, pump_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(pump_sock, on_pump);
+}
+
+/* schedule_flush puts sse at the end of the flush list (the next slice, or when its turn
+ * comes round in the current pass). */
 static void schedule_flush(hs_sse_t *sse)
 {
     if (h2o_linklist_is_linked(&sse->dirty))
         return;
     h2o_linklist_insert(&flush_list, &sse->dirty);
-    if (!hs_timer_is_active(&flush_timer))
+    if (!pump_armed && !hs_timer_is_active(&flush_timer))
         hs_timer_start(sse->loop, &flush_timer, 0, on_flush_timer);
 }
 
@@ -231,7 +342,7 @@ static void queue(hs_sse_t *sse, const char *p, size_t n, int new_batch)
         cut(sse);
         return;
     }
-    hs_strbuf_append(&sse->pending, p, n);
+    pending_append(sse, p, n);
     if (sse->started && sse->pending.len > bound * 8 + (n > bound ? n : 0)) {
         cut(sse);
         return;
@@ -256,10 +367,12 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
         sse->input_released = 1;
         release_input(req);
     }
+    sse->head_sent = 1;
     if (sse->inflight.cap > IDLE_BUFFER_KEEP)
         hs_strbuf_free(&sse->inflight);
-    flush(sse);
-    if (!sse->sending) /* idle: hold no buffer at all */
+    if (pending_bytes(sse) > 0) /* its turn comes after the subscribers already waiting */
+        schedule_flush(sse);
+    else /* idle: hold no buffer at all */
         release_buffers(sse);
 }
 
@@ -308,6 +421,8 @@ static void start_response(hs_sse_t *sse)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
+    if (sse->raw) /* framed here: h2o's chunked filter steps aside when the header is set */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, NULL, H2O_STRLIT("chunked"));
     sse->started = 1;
     HS_METRIC_INC(sse_streams_open);
     h2o_start_response(req, &sse->super);
@@ -398,7 +513,7 @@ static void on_snapshot(void *data, PGresult *res, const char *error)
         format_frame(&frame, PQgetvalue(res, i, 1), i == last ? position : NULL, PQgetvalue(res, i, 2),
                      (size_t)PQgetlength(res, i, 2));
         HS_METRIC_INC(sse_messages_out_total);
-        hs_strbuf_append(&sse->pending, frame.base, frame.len);
+        pending_append(sse, frame.base, frame.len);
     }
     hs_strbuf_free(&frame);
     start_response(sse);
@@ -431,7 +546,13 @@ hs_sse_t *hs_sse_start(h2o_req_t *req, const hs_sse_options_t *opts)
     sse->on_close = opts->on_close;
     sse->data = opts->data;
 
-    hs_strbuf_printf(&sse->pending, "retry: %d\n\n", hs_config.sse_retry_ms);
+    h2o_socket_t *sock = req->version == 0x101 && hs_http_method_is(req, "GET") ? http1_socket(req) : NULL;
+    sse->fd = sock != NULL && sock->ssl == NULL ? h2o_socket_get_fd(sock) : -1; /* plain TCP only */
+    sse->raw = sse->fd >= 0;
+    pump_init(sse->loop);
+    char retry[48];
+    int rn = snprintf(retry, sizeof(retry), "retry: %d\n\n", hs_config.sse_retry_ms);
+    pending_append(sse, retry, (size_t)rn);
     if (sse->keepalive_ms > 0)
         hs_timer_start(sse->loop, &sse->keepalive, sse->keepalive_ms, on_keepalive);
 

@@ -17,6 +17,10 @@
  * --idle: connect, measure memory, and stop (no messages).
  * --db CONNINFO: publish with SELECT herald.send(<--pub expanded>, body) (autocommit) instead of
  * a POST; the latency then runs from before the statement, commit included.
+ * --window W: flow control for publishing "as fast as it goes": a publisher sends message k of
+ * a stream only once message k-W of that stream has reached every subscriber of the stream
+ * (or after 2 s without progress, so that a loss cannot stall the run). The publish rate then
+ * follows the fan-out instead of piling up a backlog; 0 (default): no window.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,7 +63,8 @@ static struct {
     const char *label;
     int connect_batch;
     const char *db; /* --db: publish with herald.send over libpq; --pub is then the stream */
-} opt = {"127.0.0.1", 3000, NULL, NULL, 100, 0, 0, 0, 8, 0, 0, 1000, 20, "run", 500, NULL};
+    long window;    /* --window */
+} opt = {"127.0.0.1", 3000, NULL, NULL, 100, 0, 0, 0, 8, 0, 0, 1000, 20, "run", 500, NULL, 0};
 
 static uint64_t now_ns(void)
 {
@@ -169,6 +174,11 @@ static uint64_t hist_pct(struct hist *h, double p)
 
 /* ack_ns[k]: when the publisher got message k's acknowledgement (0: not yet) */
 static _Atomic uint64_t *ack_ns;
+/* --window: recv_count[k] subscribers have message k; stream_subs[s]: subscribers of stream s */
+static _Atomic uint32_t *recv_count;
+static uint32_t *stream_subs;
+static pthread_mutex_t window_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t window_cv = PTHREAD_COND_INITIALIZER;
 
 /* ---------------- subscribers ---------------- */
 
@@ -243,6 +253,35 @@ static void dispatch(struct sub *s)
     uint64_t k = (seq - 1) * (uint64_t)opt.streams + (uint64_t)s->stream;
     uint64_t ack = k < (uint64_t)opt.messages ? atomic_load_explicit(&ack_ns[k], memory_order_relaxed) : 0;
     hist_add(&h_commit, ack != 0 && now > ack ? (now - ack) / 1000 : 0); /* 0: here before the ack */
+    if (opt.window > 0 && k < (uint64_t)opt.messages &&
+        atomic_fetch_add_explicit(&recv_count[k], 1, memory_order_relaxed) + 1 == stream_subs[s->stream]) {
+        pthread_mutex_lock(&window_mu);
+        pthread_cond_broadcast(&window_cv);
+        pthread_mutex_unlock(&window_mu);
+    }
+}
+
+/* window_wait blocks a publisher until message k has reached every subscriber of its stream
+ * (at most 2 s without progress). */
+static void window_wait(long k)
+{
+    uint32_t want = stream_subs[k % opt.streams];
+    pthread_mutex_lock(&window_mu);
+    uint32_t last = atomic_load(&recv_count[k]);
+    while (last < want) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 2;
+        if (pthread_cond_timedwait(&window_cv, &window_mu, &ts) != 0) {
+            uint32_t now = atomic_load(&recv_count[k]);
+            if (now == last)
+                break; /* no progress: a loss; the result will show it */
+            last = now;
+        } else {
+            last = atomic_load(&recv_count[k]);
+        }
+    }
+    pthread_mutex_unlock(&window_mu);
 }
 
 static void sse_bytes(struct sub *s, const char *p, size_t n)
@@ -415,6 +454,8 @@ static void sub_event(struct sub *s, uint32_t events)
             sub_dead(s, "stream ended");
             return;
         }
+        if ((size_t)r < sizeof(buf))
+            return; /* drained (level-triggered: more data makes it ready again) */
     }
 }
 
@@ -494,6 +535,8 @@ static void *publisher_main(void *arg)
         int stream = (int)(k % opt.streams);
         if (stream % opt.publishers != p->index)
             continue;
+        if (opt.window > 0 && k >= opt.window * opt.streams)
+            window_wait(k - opt.window * opt.streams);
         if (opt.rate > 0) {
             uint64_t due = start + (uint64_t)((double)k * 1e9 / opt.rate);
             uint64_t now = now_ns();
@@ -548,7 +591,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: herald-sse-load --sub PATH [--pub PATH] [-n N] [--streams U] [--messages M] [--rate R]\n"
                     "       [--publishers P] [--host H] [--port P] [--pid PID] [--idle] [--label L]\n"
-                    "       [--db CONNINFO (publish with SELECT herald.send(<--pub>, body) instead of POST)]\n");
+                    "       [--db CONNINFO (publish with SELECT herald.send(<--pub>, body) instead of POST)]\n"
+                    "       [--window W (publish message k once message k-W reached every subscriber)]\n");
     exit(2);
 }
 
@@ -558,7 +602,7 @@ int main(int argc, char **argv)
         {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'}, {"sub", 1, 0, 's'}, {"pub", 1, 0, 'P'}, {"n", 1, 0, 'n'},
         {"streams", 1, 0, 'u'}, {"messages", 1, 0, 'm'}, {"rate", 1, 0, 'r'}, {"publishers", 1, 0, 'j'},
         {"pid", 1, 0, 'k'}, {"idle", 0, 0, 'i'}, {"label", 1, 0, 'l'}, {"settle-ms", 1, 0, 'S'},
-        {"drain", 1, 0, 'd'}, {"db", 1, 0, 'D'}, {0, 0, 0, 0}};
+        {"drain", 1, 0, 'd'}, {"db", 1, 0, 'D'}, {"window", 1, 0, 'w'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:", longs, NULL)) != -1) {
         switch (c) {
@@ -577,6 +621,7 @@ int main(int argc, char **argv)
         case 'S': opt.settle_ms = atoi(optarg); break;
         case 'd': opt.drain_s = atoi(optarg); break;
         case 'D': opt.db = optarg; break;
+        case 'w': opt.window = atol(optarg); break;
         default: usage();
         }
     }
@@ -627,9 +672,13 @@ int main(int argc, char **argv)
     for (long k = 0; k < opt.messages; k++)
         stream_msgs[k % opt.streams]++;
     uint64_t expected = 0;
+    recv_count = calloc((size_t)opt.messages, sizeof(*recv_count));
+    stream_subs = calloc((size_t)opt.streams, sizeof(*stream_subs));
     for (int i = 0; i < opt.n; i++)
-        if (subs[i].state == S_BODY)
+        if (subs[i].state == S_BODY) {
             expected += (uint64_t)stream_msgs[subs[i].stream];
+            stream_subs[subs[i].stream]++;
+        }
 
     struct publisher *pubs = calloc((size_t)opt.publishers, sizeof(*pubs));
     first_pub_ns = now_ns();
