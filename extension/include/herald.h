@@ -37,6 +37,7 @@ extern int	herald_outbox_retention;	/* seconds a message stays replayable */
 extern int	herald_prune_interval;		/* seconds between outbox prunes */
 extern bool herald_doorbell_via_worker;	/* hand doorbells to the worker */
 extern int	herald_doorbell_ring_size;	/* kB of the doorbell ring */
+extern bool herald_session_fk_per_batch;	/* sessions.c: foreign keys per batch */
 
 /*
  * HeraldSharedState lives in shared memory (shmem.c): how backends find and

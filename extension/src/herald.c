@@ -60,6 +60,13 @@ _PG_init(void)
 							 "when off, or without the worker, the transaction sends them itself.",
 							 &herald_doorbell_via_worker, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("herald.session_fk_per_batch",
+							 "Store uploaded session events with their foreign keys enforced per batch.",
+							 "When on, the fast path of herald.ingest_session_batch(es) writes the events "
+							 "like COPY and enforces their foreign keys with row locks taken once per "
+							 "batch; when off, with PostgreSQL's per-row checks (slower, same guarantee).",
+							 &herald_session_fk_per_batch, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	herald_announce_register_callbacks();
 	herald_wakeup_register_callbacks();

@@ -216,20 +216,17 @@ $fn$;
 
 -- ingest_session_batch stores one batch (see store_session_batch) and appends its entries
 -- to stream database_events with one send_batch call: one notification. Returns the answer.
+-- In C (extension/src/sessions.c): a fast path for well-formed batches that stores exactly
+-- what store_session_batch would; every other batch (any broken rule, JSON that is not
+-- plain, a new event name) goes to store_session_batch itself, which stores it or raises
+-- its error. So store_session_batch is the definition of the rules and of every answer.
+-- The fast path writes the events like COPY and enforces their two foreign keys per batch
+-- with row locks (session FOR UPDATE, names FOR KEY SHARE) instead of PostgreSQL's per-row
+-- checks, while those keys' triggers are the table's only ones (sessions.c says why).
 CREATE FUNCTION herald.ingest_session_batch(session_id uuid, batch text)
 	RETURNS json
-	LANGUAGE plpgsql VOLATILE
-	AS $fn$
-DECLARE
-	r record;
-BEGIN
-	SELECT * INTO r FROM herald.store_session_batch(ingest_session_batch.session_id, batch);
-	IF cardinality(r.stream_rows) > 0 THEN
-		PERFORM herald.send_batch('database_events', r.stream_rows);
-	END IF;
-	RETURN r.answer;
-END
-$fn$;
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'herald_ingest_session_batch';
 
 -- ingest_session_batches stores several batches (session_ids[i], batches[i]) in ONE
 -- transaction, each whole or not at all (each in a subtransaction), and returns one row per
@@ -241,46 +238,12 @@ $fn$;
 -- commit, so uploads committed one batch per transaction are serialised on the commit
 -- latency; the sidecar stores the messages waiting on many connections with one commit.
 -- Keep batches to at most 32 per call: more subtransactions than that slow every snapshot.
+-- In C, with the fast path of ingest_session_batch (a query cancel is re-raised, as
+-- plpgsql's WHEN OTHERS would not catch it either).
 CREATE FUNCTION herald.ingest_session_batches(session_ids uuid[], batches text[])
 	RETURNS TABLE (answer json, ended boolean, stored integer, error_state text, error_message text, error_detail text)
-	LANGUAGE plpgsql VOLATILE
-	AS $fn$
-DECLARE
-	r        record;
-	all_rows text[] := '{}';
-	st       text;
-	msg      text;
-	det      text;
-BEGIN
-	IF cardinality(session_ids) IS DISTINCT FROM cardinality(batches) THEN
-		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'session_ids and batches must have the same length';
-	END IF;
-	FOR i IN 1 .. coalesce(cardinality(batches), 0) LOOP
-		BEGIN
-			SELECT * INTO r FROM herald.store_session_batch(session_ids[i], batches[i]);
-			all_rows := all_rows || r.stream_rows;
-			answer := r.answer;
-			ended := (r.answer ->> 'message') = 'bye';
-			stored := (r.answer ->> 'stored')::integer;
-			error_state := NULL;
-			error_message := NULL;
-			error_detail := NULL;
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
-			answer := NULL;
-			ended := false;
-			stored := 0;
-			error_state := st;
-			error_message := msg;
-			error_detail := nullif(det, '');
-		END;
-		RETURN NEXT;
-	END LOOP;
-	IF cardinality(all_rows) > 0 THEN
-		PERFORM herald.send_batch('database_events', all_rows);
-	END IF;
-END
-$fn$;
+	LANGUAGE c VOLATILE ROWS 32
+	AS 'MODULE_PATHNAME', 'herald_ingest_session_batches';
 
 -- session_json returns a session as the seed's /session/<id> answer:
 -- {"type": "SESSION", "start": ms, "end": ms | null,
