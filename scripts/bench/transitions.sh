@@ -33,11 +33,17 @@ CREATE INDEX ON public.bench_plain_reports (owner, created_at);
 INSERT INTO public.bench_plain_reports (id, owner)
 SELECT md5('bench-report-' || i)::uuid, md5('bench-owner-' || i)::uuid
   FROM generate_series(0, $CLIENTS * $PER_CLIENT + $PER_CLIENT) i;
+-- start from the same state every time: the bench reports' history (by the cascade) and
+-- their owners' streams and messages left by earlier runs are removed
 DELETE FROM herald.reports WHERE id IN (SELECT id FROM public.bench_plain_reports);
+DELETE FROM herald.outbox WHERE stream IN (SELECT 'user:' || owner FROM public.bench_plain_reports);
+DELETE FROM herald.streams WHERE stream IN (SELECT 'user:' || owner FROM public.bench_plain_reports);
 INSERT INTO herald.reports (id, owner) SELECT id, owner FROM public.bench_plain_reports;
 VACUUM ANALYZE public.bench_plain_reports;
 VACUUM ANALYZE herald.reports;
 VACUUM ANALYZE herald.report_history;
+VACUUM ANALYZE herald.outbox;
+VACUUM ANALYZE herald.streams;
 SQL
 
 tmp="$(mktemp -d)"
