@@ -154,12 +154,12 @@ prepare_plans(void)
 		" ON CONFLICT ON CONSTRAINT sessions_pkey DO NOTHING", 3, session_args);
 	end_session_plan = prepare_kept(
 		"UPDATE herald.sessions s SET session_end = $2 WHERE s.session_id = $1", 2, end_args);
-	lookup_names_plan = prepare_kept(
-		"SELECT n.event_name::text, n.event_name_id FROM herald.session_event_names n"
-		" WHERE n.event_name = ANY ($1)", 1, names_arg);
-	lock_names_plan = prepare_kept(
-		"SELECT n.event_name::text, n.event_name_id FROM herald.session_event_names n"
-		" WHERE n.event_name = ANY ($1) FOR KEY SHARE OF n", 1, names_arg);
+#define NAMES_SQL \
+	"SELECT n.event_name::text, n.event_name_id FROM herald.session_event_names n" \
+	" WHERE n.event_name = ANY ($1)"
+	lookup_names_plan = prepare_kept(NAMES_SQL, 1, names_arg);
+	lock_names_plan = prepare_kept(NAMES_SQL " FOR KEY SHARE OF n", 1, names_arg);
+#undef NAMES_SQL
 	insert_events_plan = prepare_kept(
 		"INSERT INTO herald.session_events (event_id, event_timestamp, event_name_id, session_id)"
 		" SELECT u.id, u.ts, u.name_id, $4 FROM unnest($1, $2, $3) AS u(id, ts, name_id)", 4, events_args);
