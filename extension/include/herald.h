@@ -108,6 +108,9 @@ extern int	herald_table_attnum(HeraldTable *t, const char *name);
 extern bool herald_table_fetch_row(HeraldTable *t, Datum key);
 extern bool herald_table_update(HeraldTable *t, HeapTuple newtuple);
 extern bool herald_table_settle(HeraldTable *t);
+extern void herald_table_new_row(HeraldTable *t, Datum **values, bool **nulls);
+extern void herald_table_set(HeraldTable *t, Datum *values, bool *nulls,
+							 const char *name, Datum value);
 extern void herald_table_insert(HeraldTable *t, const Datum *values,
 								const bool *nulls);
 

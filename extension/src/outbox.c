@@ -19,12 +19,10 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
-#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/reltrigger.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -67,7 +65,8 @@ static bool outbox_announce_enabled(Relation outbox);
  * so seq order is commit order, without holes), the outbox row, and the
  * doorbell. It writes the tables directly (tablewrite.c), which makes a
  * message several times cheaper than a statement; the outbox trigger does
- * not fire, so the doorbell is rung here (when that trigger is enabled).
+ * not fire, so the doorbell is rung here (when that trigger is enabled). The
+ * caller needs the privilege the outbox INSERT would need (42501 otherwise).
  */
 int64
 herald_stream_append(const char *stream, const char *kind, Datum data)
@@ -77,8 +76,8 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	HeraldTable outbox;
 	Datum	   *values;
 	bool	   *nulls;
-	int			natts;
 	int64		seq;
+	AclResult	aclresult;
 
 	/* the outbox's CHECK on kind (its row is written without the executor) */
 	if (kind[0] == '\0' || strpbrk(kind, "\r\n") != NULL)
@@ -87,6 +86,12 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 				 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
 						"outbox", "outbox_kind_check"),
 				 errhint("A message kind is not empty and has no line breaks.")));
+
+	herald_table_open(&outbox, "outbox");
+	/* the privilege the INSERT into the outbox would need */
+	aclresult = pg_class_aclcheck(RelationGetRelid(outbox.rel), GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(outbox.rel));
 
 	/* see the rows this transaction wrote so far, e.g. this stream's row */
 	CommandCounterIncrement();
@@ -117,22 +122,13 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	}
 	herald_table_close(&streams);
 
-	herald_table_open(&outbox, "outbox");
-	natts = RelationGetDescr(outbox.rel)->natts;
-	values = palloc0(sizeof(Datum) * natts);
-	nulls = palloc(sizeof(bool) * natts);
-	memset(nulls, true, sizeof(bool) * natts);
-	values[herald_table_attnum(&outbox, "stream") - 1] = stream_datum;
-	values[herald_table_attnum(&outbox, "seq") - 1] = Int64GetDatum(seq);
-	values[herald_table_attnum(&outbox, "kind") - 1] = CStringGetTextDatum(kind);
-	values[herald_table_attnum(&outbox, "data") - 1] = data;
-	values[herald_table_attnum(&outbox, "created_at") - 1] =
-		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	nulls[herald_table_attnum(&outbox, "stream") - 1] = false;
-	nulls[herald_table_attnum(&outbox, "seq") - 1] = false;
-	nulls[herald_table_attnum(&outbox, "kind") - 1] = false;
-	nulls[herald_table_attnum(&outbox, "data") - 1] = false;
-	nulls[herald_table_attnum(&outbox, "created_at") - 1] = false;
+	herald_table_new_row(&outbox, &values, &nulls);
+	herald_table_set(&outbox, values, nulls, "stream", stream_datum);
+	herald_table_set(&outbox, values, nulls, "seq", Int64GetDatum(seq));
+	herald_table_set(&outbox, values, nulls, "kind", CStringGetTextDatum(kind));
+	herald_table_set(&outbox, values, nulls, "data", data);
+	herald_table_set(&outbox, values, nulls, "created_at",
+					 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	herald_table_insert(&outbox, values, nulls);
 	if (outbox_announce_enabled(outbox.rel))
 		herald_announce_message(stream, seq, kind, data);
@@ -205,14 +201,11 @@ stream_first_seq(Datum stream)
 /*
  * herald_send implements herald.send(stream text, data text, kind text)
  * RETURNS bigint: herald_stream_append with SQL's errors for missing
- * arguments, for a role that may insert into herald.outbox.
+ * arguments.
  */
 Datum
 herald_send(PG_FUNCTION_ARGS)
 {
-	Oid			outbox_oid;
-	AclResult	aclresult;
-
 	/* as the NOT NULL constraints of the streams and outbox rows would say */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -220,11 +213,6 @@ herald_send(PG_FUNCTION_ARGS)
 				 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
 						PG_ARGISNULL(0) ? "stream" : PG_ARGISNULL(1) ? "data" : "kind",
 						PG_ARGISNULL(0) ? "streams" : "outbox")));
-	/* the privilege the INSERT into the outbox would need */
-	outbox_oid = get_relname_relid("outbox", get_namespace_oid("herald", false));
-	aclresult = pg_class_aclcheck(outbox_oid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, "outbox");
 	PG_RETURN_INT64(herald_stream_append(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 										 text_to_cstring(PG_GETARG_TEXT_PP(2)),
 										 PointerGetDatum(PG_GETARG_TEXT_P(1))));

@@ -217,6 +217,31 @@ herald_table_settle(HeraldTable *t)
 }
 
 /*
+ * herald_table_new_row returns a row of t with every column null, for
+ * herald_table_set and herald_table_insert (values and nulls in column order).
+ */
+void
+herald_table_new_row(HeraldTable *t, Datum **values, bool **nulls)
+{
+	int			natts = RelationGetDescr(t->rel)->natts;
+
+	*values = palloc0(sizeof(Datum) * natts);
+	*nulls = palloc(sizeof(bool) * natts);
+	memset(*nulls, true, sizeof(bool) * natts);
+}
+
+/* herald_table_set sets column name of a row made by herald_table_new_row. */
+void
+herald_table_set(HeraldTable *t, Datum *values, bool *nulls, const char *name,
+				 Datum value)
+{
+	int			att = herald_table_attnum(t, name) - 1;
+
+	values[att] = value;
+	nulls[att] = false;
+}
+
+/*
  * herald_table_insert inserts a row (values and nulls in column order) and
  * its index entries; a duplicate key raises unique_violation as usual.
  */

@@ -339,35 +339,20 @@ report_record(Datum id, Datum owner, int32 version, Oid enumtype, int from,
 	HeraldTable history;
 	Datum	   *values;
 	bool	   *nulls;
-	int			natts;
-	int			att;
 	char	   *id_text = DatumGetCString(DirectFunctionCall1(uuid_out, id));
 	char	   *owner_text = DatumGetCString(DirectFunctionCall1(uuid_out, owner));
 	StringInfoData buf;
 
 	herald_table_open(&history, "report_history");
-	natts = RelationGetDescr(history.rel)->natts;
-	values = palloc0(sizeof(Datum) * natts);
-	nulls = palloc(sizeof(bool) * natts);
-	memset(nulls, true, sizeof(bool) * natts);
-	att = herald_table_attnum(&history, "report") - 1;
-	values[att] = id;
-	nulls[att] = false;
-	att = herald_table_attnum(&history, "version") - 1;
-	values[att] = Int32GetDatum(version);
-	nulls[att] = false;
+	herald_table_new_row(&history, &values, &nulls);
+	herald_table_set(&history, values, nulls, "report", id);
+	herald_table_set(&history, values, nulls, "version", Int32GetDatum(version));
 	if (from >= 0)
-	{
-		att = herald_table_attnum(&history, "from_status") - 1;
-		values[att] = ObjectIdGetDatum(report_status_oid(enumtype, (ReportStatus) from));
-		nulls[att] = false;
-	}
-	att = herald_table_attnum(&history, "to_status") - 1;
-	values[att] = ObjectIdGetDatum(report_status_oid(enumtype, to));
-	nulls[att] = false;
-	att = herald_table_attnum(&history, "at") - 1;
-	values[att] = TimestampTzGetDatum(at);
-	nulls[att] = false;
+		herald_table_set(&history, values, nulls, "from_status",
+						 ObjectIdGetDatum(report_status_oid(enumtype, (ReportStatus) from)));
+	herald_table_set(&history, values, nulls, "to_status",
+					 ObjectIdGetDatum(report_status_oid(enumtype, to)));
+	herald_table_set(&history, values, nulls, "at", TimestampTzGetDatum(at));
 	herald_table_insert(&history, values, nulls);
 	herald_table_close(&history);
 

@@ -2,14 +2,6 @@
 -- The background worker runs in this database too, so scheduled times are
 -- either far in the future (2999) or made due inside a transaction that also
 -- publishes them (the worker skips rows locked by that transaction).
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 SELECT herald.create_user('es_owner', 'pw', '{}') AS owner \gset
 SELECT herald.create_user('es_other', 'pw', '{}') AS other \gset
@@ -66,22 +58,22 @@ SELECT l.event, l.published, l.cancelled
   FROM unnest(ARRAY['es_a', 'es_b', 'es_c', 'es_d', 'es_e']) n, herald.event_log(n) l;
 
 -- Cancel: only a pending version of one's own.
-SELECT pg_temp.err(format('SELECT herald.cancel_event(%L, %L)', :'owner', '00000000-0000-0000-0000-000000000000'));
-SELECT pg_temp.err(format('SELECT herald.cancel_event(%L, %L)', :'other', :'future2'));
-SELECT pg_temp.err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'past'));
-SELECT pg_temp.err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'future2'));
-SELECT pg_temp.err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'future2'));
+SELECT regress_err(format('SELECT herald.cancel_event(%L, %L)', :'owner', '00000000-0000-0000-0000-000000000000'));
+SELECT regress_err(format('SELECT herald.cancel_event(%L, %L)', :'other', :'future2'));
+SELECT regress_err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'past'));
+SELECT regress_err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'future2'));
+SELECT regress_err(format('SELECT herald.cancel_event(%L, %L)', :'owner', :'future2'));
 SELECT "timestamp", published, cancelled FROM herald.event_log('es_price');
 
 -- Bad input.
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', '', '2999-01-01+00', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', E'a\nb', '2999-01-01+00', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'reset', '2999-01-01+00', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'internal_status', '2999-01-01+00', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', repeat('x', 201), '2999-01-01+00', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, NULL, %L)', :'owner', 'es_x', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'es_x', 'infinity', '{}'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, NULL)', :'owner', 'es_x', '2999-01-01+00'));
-SELECT pg_temp.err(format('SELECT herald.insert_event(%L, %L, %L, %L)', '00000000-0000-0000-0000-000000000000', 'es_x', '2999-01-01+00', '{}'));
-SELECT pg_temp.err('SELECT herald.publish_due(0)');
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', '', '2999-01-01+00', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', E'a\nb', '2999-01-01+00', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'reset', '2999-01-01+00', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'internal_status', '2999-01-01+00', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', repeat('x', 201), '2999-01-01+00', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, NULL, %L)', :'owner', 'es_x', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', :'owner', 'es_x', 'infinity', '{}'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, NULL)', :'owner', 'es_x', '2999-01-01+00'));
+SELECT regress_err(format('SELECT herald.insert_event(%L, %L, %L, %L)', '00000000-0000-0000-0000-000000000000', 'es_x', '2999-01-01+00', '{}'));
+SELECT regress_err('SELECT herald.publish_due(0)');
 SELECT count(*) AS es_x FROM herald.events WHERE event = 'es_x';

@@ -1,13 +1,5 @@
 -- reports_api: the JSON functions behind the sidecar's /v4 routes (15_reports_api.sql).
 -- Report ids are random: the output shows facts about them, never the ids themselves.
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-END
-$$;
 \set alice '''a11ce000-0000-4000-8000-000000000001'''
 \set bob '''b0b00000-0000-4000-8000-000000000002'''
 
@@ -32,13 +24,13 @@ SELECT herald.reports_json(:bob);
 -- PUT /v4/report: the body is parsed here; the answer is the report after the change.
 SELECT j ->> 'reportStatus' AS status, j ->> 'version' AS version, j ->> 'reportId' = :'r1' AS same_report
   FROM herald.api_transition(:alice, json_build_object('id', :'r1', 'status', 'queued')::text) j;
-SELECT pg_temp.err(format($$SELECT herald.api_transition(%L, %L)$$, :alice,
+SELECT regress_err(format($$SELECT herald.api_transition(%L, %L)$$, :alice,
 	   json_build_object('id', :'r1', 'status', 'completed')));		-- HR001: not in the table
-SELECT pg_temp.err(format($$SELECT herald.api_transition(%L, %L)$$, :bob,
+SELECT regress_err(format($$SELECT herald.api_transition(%L, %L)$$, :bob,
 	   json_build_object('id', :'r1', 'status', 'processing')));	-- HR002: someone else's
-SELECT pg_temp.err(format($$SELECT herald.api_transition(%L, %L)$$, :alice,
+SELECT regress_err(format($$SELECT herald.api_transition(%L, %L)$$, :alice,
 	   json_build_object('id', 'c0ffee00-0000-4000-8000-000000000000', 'status', 'queued')));	-- HR002: unknown
-SELECT pg_temp.err(format($$SELECT herald.api_transition(%L, %L)$$, :alice, b))
+SELECT regress_err(format($$SELECT herald.api_transition(%L, %L)$$, :alice, b))
   FROM unnest(ARRAY['not json', '[1]', '"x"', '{}', '{"id": 1, "status": "queued"}', '{"id": "abc", "status": "queued"}',
 					'{"status": "queued"}', format('{"id": "%s"}', :'r2'), format('{"id": "%s", "status": null}', :'r2'),
 					format('{"id": "%s", "status": "bogus"}', :'r2')]) AS b;
@@ -48,7 +40,7 @@ SELECT status, version FROM herald.reports WHERE id IN (:'r1', :'r2') ORDER BY c
 SELECT herald.api_transition(:alice, json_build_object('id', :'r1', 'status', 'processing')::text) IS NOT NULL AS moved;
 SELECT e ->> 'version' AS version, e ->> 'status' AS status, e ->> 'previousStatus' AS previous, (e ->> 'at') IS NOT NULL AS has_time
   FROM json_array_elements(herald.report_history_json(:alice, :'r1')) WITH ORDINALITY AS a(e, n) ORDER BY n;
-SELECT pg_temp.err(format($$SELECT herald.report_history_json(%L, %L)$$, :bob, :'r1'));
+SELECT regress_err(format($$SELECT herald.report_history_json(%L, %L)$$, :bob, :'r1'));
 
 -- The /v4/sse snapshot: one row per report, oldest first, all at the stream's position
 -- (2 creations + 2 transitions), data as the live messages carry it.

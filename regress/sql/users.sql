@@ -1,13 +1,5 @@
 -- users: Broker users (50_users.sql, extension/src/password.c). Hashes never
 -- appear in this output; only facts about them are printed.
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 SELECT herald.create_user('u_alice', 'correct horse', '{"team": "blue"}') AS alice \gset
 SELECT herald.create_user('u_bob', 'correct horse', NULL) AS bob \gset
@@ -23,11 +15,11 @@ SELECT count(DISTINCT password_hash) AS distinct_hashes
   FROM herald.users WHERE username IN ('u_alice', 'u_bob');
 
 -- Errors.
-SELECT pg_temp.err($$SELECT herald.create_user('u_alice', 'other', '{}')$$);
-SELECT pg_temp.err($$SELECT herald.create_user('', 'pw', '{}')$$);
-SELECT pg_temp.err($$SELECT herald.create_user('u_carol', '', '{}')$$);
-SELECT pg_temp.err($$SELECT herald.create_user(NULL, 'pw', '{}')$$);
-SELECT pg_temp.err($$SELECT herald.create_user('u_carol', NULL, '{}')$$);
+SELECT regress_err($$SELECT herald.create_user('u_alice', 'other', '{}')$$);
+SELECT regress_err($$SELECT herald.create_user('', 'pw', '{}')$$);
+SELECT regress_err($$SELECT herald.create_user('u_carol', '', '{}')$$);
+SELECT regress_err($$SELECT herald.create_user(NULL, 'pw', '{}')$$);
+SELECT regress_err($$SELECT herald.create_user('u_carol', NULL, '{}')$$);
 SELECT count(*) AS carols FROM herald.users WHERE username = 'u_carol';
 
 -- Login: the id on a match, NULL otherwise.

@@ -42,31 +42,10 @@ CREATE FUNCTION herald.send(stream text, data jsonb, kind text DEFAULT 'message'
 	LANGUAGE sql
 	AS $$ SELECT herald.send(stream, data::text, kind) $$;
 
--- send_batch appends every element of data, in order, and returns the last seq (the
--- stream's position if data is empty). One transaction, one doorbell.
-CREATE FUNCTION herald.send_batch(stream text, data text[], kind text DEFAULT 'message') RETURNS bigint
-	LANGUAGE plpgsql
-	AS $$
-DECLARE
-	n bigint := coalesce(cardinality(data), 0);
-	new_seq bigint;
-BEGIN
-	IF n = 0 THEN
-		RETURN herald.stream_position(stream);
-	END IF;
-	INSERT INTO herald.streams AS s (stream, last_seq) VALUES (send_batch.stream, n)
-		ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE SET last_seq = s.last_seq + n
-	RETURNING s.last_seq INTO new_seq;
-	INSERT INTO herald.outbox (stream, seq, kind, data)
-	SELECT send_batch.stream, new_seq - n + u.i, send_batch.kind, u.d
-	  FROM unnest(send_batch.data) WITH ORDINALITY AS u(d, i);
-	RETURN new_seq;
-END
-$$;
-
--- send_many is send_batch with one kind per message (kinds[i] for data[i], arrays of equal
--- length). Added by the event publisher (extension/src/publish.c: one call per batch of due
--- events, whose names differ), which falls back to send() per event without it.
+-- send_many appends every element of data, in order, data[i] with kind kinds[i] (arrays of
+-- equal length), and returns the last seq (the stream's position if data is empty). One
+-- transaction, one doorbell. Used by the event publisher (extension/src/publish.c: one call
+-- per batch of due events, whose names differ).
 CREATE FUNCTION herald.send_many(stream text, data text[], kinds text[]) RETURNS bigint
 	LANGUAGE plpgsql
 	AS $$
@@ -90,6 +69,11 @@ BEGIN
 	RETURN new_seq;
 END
 $$;
+
+-- send_batch is send_many with one kind for every message.
+CREATE FUNCTION herald.send_batch(stream text, data text[], kind text DEFAULT 'message') RETURNS bigint
+	LANGUAGE sql
+	AS $$ SELECT herald.send_many(stream, data, array_fill(kind, ARRAY[coalesce(cardinality(data), 0)])) $$;
 
 -- stream_position returns the seq of stream's last committed message, 0 if none.
 CREATE FUNCTION herald.stream_position(stream text) RETURNS bigint
