@@ -11,7 +11,7 @@ HERALD_BENCH_DEPS=1 ../bootstrap.sh || exit 1
 make -s -C ../.. build install >/dev/null || { echo "bench: build failed" >&2; exit 1; }
 rc=0
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=($(ls *.sh | grep -v '^run\.sh$' | sed 's/\.sh$//'))
+[ ${#names[@]} -gt 0 ] || names=($(ls *.sh | grep -v -e '^run\.sh$' -e '_lib\.sh$' | sed 's/\.sh$//'))
 for n in "${names[@]}"; do
 	echo "=== bench: $n"
 	bash "./$n.sh" || { echo "bench $n failed"; rc=1; }

@@ -12,9 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
 cd "$HERALD_ROOT"
-CLIENTS="${BENCH_CLIENTS:-8}"
-SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
-PGBENCH="$PG_BINDIR/pgbench"
+source scripts/bench/pgbench_lib.sh
 make -s -C extension install >/dev/null
 # (cluster.sh restarts a running postmaster when a new herald.so was installed)
 scripts/cluster.sh setup >/dev/null
@@ -33,8 +31,6 @@ DELETE FROM herald.outbox WHERE stream LIKE 'bench.%';
 DELETE FROM herald.streams WHERE stream LIKE 'bench.%';
 SQL
 
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 msg="$(printf 'x%.0s' $(seq 1 100))"
 cat >"$tmp/insert.sql" <<SQL
 \set s random(1, 10000)
@@ -48,14 +44,8 @@ cat >"$tmp/many.sql" <<SQL
 SELECT herald.send('bench.' || :s, '$msg');
 SQL
 
-# tps runs one pgbench script and prints its rate (transactions per second).
-tps() {
-	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
-		| awk '/^tps = / { printf "%d", $3 }' || { cat "$tmp/err" >&2; return 1; }
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-echo "sends: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select 'fsync=' || current_setting('fsync')")"
+bench_header sends
 for mode in on off; do
 	export PGOPTIONS="-c synchronous_commit=$mode"
 	i=$(tps "$tmp/insert.sql"); one=$(tps "$tmp/one.sql"); many=$(tps "$tmp/many.sql")

@@ -17,10 +17,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
 cd "$HERALD_ROOT"
-CLIENTS="${BENCH_CLIENTS:-8}"
-SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+source scripts/bench/pgbench_lib.sh
 PER_CLIENT="${BENCH_REPORTS:-1000}"
-PGBENCH="$PG_BINDIR/pgbench"
 make -s -C extension install >/dev/null
 # (cluster.sh restarts a running postmaster when a new herald.so was installed)
 scripts/cluster.sh setup >/dev/null
@@ -46,8 +44,6 @@ VACUUM ANALYZE herald.outbox;
 VACUUM ANALYZE herald.streams;
 SQL
 
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/plain.sql" <<SQL
 \set r :client_id * $PER_CLIENT + random(1, $PER_CLIENT)
 UPDATE public.bench_plain_reports
@@ -61,13 +57,8 @@ SELECT herald.transition(id, CASE status WHEN 'pending' THEN 'queued' WHEN 'queu
   FROM herald.reports WHERE id = md5('bench-report-' || :r)::uuid;
 SQL
 
-# tps runs one pgbench script and prints its rate (transactions per second).
-tps() {
-	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
-		| awk '/^tps = / { printf "%d", $3 }' || { cat "$tmp/err" >&2; return 1; }
-}
 
-echo "transitions: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select 'fsync=' || current_setting('fsync')")"
+bench_header transitions
 # doorbell_off/on switch the outbox's NOTIFY trigger, to show what the doorbell costs (the
 # trigger is always switched back on, even if the run fails).
 doorbell() { psql_herald -c "ALTER TABLE herald.outbox ${1^^} TRIGGER outbox_announce" >/dev/null; }
@@ -83,10 +74,7 @@ for mode in on off; do
 		doorbell disable; ns+=("$(tps "$tmp/transition.sql")"); doorbell enable
 	done
 	p=$(best "${ps[@]}"); t=$(best "${ts[@]}"); d=$(best "${ds[@]}"); n=$(best "${ns[@]}")
-	ratio=$(awk -v t="$t" -v p="$p" 'BEGIN { printf "%.2f", t / p }')
-	dratio=$(awk -v t="$d" -v p="$p" 'BEGIN { printf "%.2f", t / p }')
-	nratio=$(awk -v t="$n" -v p="$p" 'BEGIN { printf "%.2f", t / p }')
 	verdict=$(awk -v t="$t" -v p="$p" 'BEGIN { print (t >= 0.75 * p) ? "meets" : "misses" }')
 	printf 'transitions: synchronous_commit=%-3s plain UPDATE %6d tps  herald.transition %6d tps  ratio %s (%s the 0.75 target); doorbell sent by the transaction itself %6d tps (%s); without the doorbell %6d tps (%s)\n' \
-		"$mode" "$p" "$t" "$ratio" "$verdict" "$d" "$dratio" "$n" "$nratio"
+		"$mode" "$p" "$t" "$(ratio "$t" "$p")" "$verdict" "$d" "$(ratio "$d" "$p")" "$n" "$(ratio "$n" "$p")"
 done
