@@ -90,6 +90,8 @@ test('the whole flow: user, login, /events, scheduled and immediate events, canc
     assert.equal(JSON.parse(st.data).status, 'ok');
 
     // A new subscriber starts with the latest version of every event: ours once, v2.
+    const pos = async () => Number((await sql("select herald.stream_position('events') as p"))[0].p);
+    const posBefore = await pos();
     const s2 = await SSEStream.open(`${BASE}/events`);
     try {
       const names = await sql('select count(distinct event)::int as n from herald.events where published_at is not null');
@@ -98,7 +100,10 @@ test('the whole flow: user, login, /events, scheduled and immediate events, canc
       assert.equal(snap.length, 1, JSON.stringify(snap));
       assert.deepEqual(snap[0].json, { v: 2 });
       const last = s2.dataEvents().filter((e) => e.event !== 'internal_status').at(-1);
-      assert.ok(Number(last.id) >= Number(got[1].id), `the snapshot's last frame carries the stream position (${last.id})`);
+      // the stream position when the snapshot was taken (between the positions read before and after)
+      const posAfter = await pos();
+      assert.ok(Number(last.id) >= posBefore && Number(last.id) <= posAfter && posBefore >= Number(got[1].id),
+        `the snapshot's last frame carries the stream position (${last.id}, position ${posBefore}..${posAfter})`);
     } finally {
       s2.close();
     }

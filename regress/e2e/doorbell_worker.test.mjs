@@ -68,6 +68,7 @@ test('concurrent senders to one stream: every doorbell, in seq order, after comm
   await Promise.all(writers.map((w) => w.end()));
   const n = sent.size;
   await waitFor(() => doorbells(stream).length >= n, { timeout: 10000, what: `${n} doorbells` });
+  await new Promise((r) => setTimeout(r, 200)); // nothing more may come (no duplicate, no rolled-back one)
   const bells = doorbells(stream);
   assert.equal(bells.length, n, 'one doorbell per committed transaction');
   for (let i = 0; i < bells.length; i++) {
@@ -141,6 +142,7 @@ test('a large message is announced without data; a savepoint rollback is forgott
   assert.deepEqual({ seq: big.seq, count: big.count, data: big.data }, { seq: 1, count: 1, data: undefined });
   assert.deepEqual({ seq: small.seq, data: small.data }, { seq: 2, data: 'kept' });
   await new Promise((r) => setTimeout(r, 200));
+  assert.equal(doorbells(stream).length, 2, 'one doorbell per transaction, no more');
   assert.equal(doorbells(`${tag}:sp`).length, 0, 'nothing for a rolled-back savepoint');
 });
 
@@ -154,6 +156,8 @@ test('herald.doorbell_via_worker = off: the transaction rings its doorbell itsel
   await w.query('SELECT herald.send($1, $2)', [stream, 'via worker']);
   await w.end();
   await waitFor(() => doorbells(stream).length >= 2, { what: 'two doorbells' });
+  await new Promise((r) => setTimeout(r, 200)); // the direct one must not be rung again by the worker
+  assert.equal(doorbells(stream).length, 2, 'one doorbell per transaction, no more');
   const [a, b] = doorbells(stream);
   assert.deepEqual({ seq: a.seq, data: a.data, pid: a.pid }, { seq: 1, data: 'direct', pid });
   assert.deepEqual({ seq: b.seq, data: b.data, pid: b.pid }, { seq: 2, data: 'via worker', pid: workerPid });

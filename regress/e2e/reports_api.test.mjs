@@ -133,6 +133,8 @@ test('PUT /v4/report walks the table; 409 for a transition outside it, nothing c
   for (const s of ['pending', 'queued', 'processing', 'failed', 'canceled', 'completed']) {
     assert.equal((await put(user, id2, s)).status, 409, `completed → ${s}`);
   }
+  const [row2] = await sql('select status::text, version from herald.reports where id = $1', [id2]);
+  assert.deepEqual(row2, { status: 'completed', version: 4 }, 'the refused transitions changed nothing');
 });
 
 test('PUT /v4/report: unknown report and another user\'s report are both 404, and the other report is untouched', async () => {

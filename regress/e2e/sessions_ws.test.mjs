@@ -231,20 +231,27 @@ test('a message in fragments is one message; pings are answered', async () => {
   c.terminate();
 });
 
-test('messages of one connection are stored in order, one at a time, each answered in order', async () => {
+// lockedSession opens a connection whose session is stored, then holds that session's row lock
+// from another transaction so that the connection's next batches wait in PostgreSQL;
+// release() commits that transaction.
+async function lockedSession() {
   const sid = uuid();
   const c = await WSClient.open(`/ws?sessionId=${sid}`);
-  // Hold the session's row lock so that the first batch waits in PostgreSQL while the others queue.
   assert.deepEqual(await c.reply([start(sid)]), { message: 'ack', stored: 1 });
   const locker = await client();
   await locker.query('begin');
   await locker.query('select 1 from herald.sessions where session_id = $1 for update', [sid]);
+  return { sid, c, release: async () => { await locker.query('commit'); await locker.end(); } };
+}
+
+test('messages of one connection are stored in order, one at a time, each answered in order', async () => {
+  // The session's row is locked, so that the first batch waits in PostgreSQL while the others queue.
+  const { sid, c, release } = await lockedSession();
   const n = 40;
   for (let i = 0; i < n; i++) c.send(i === 17 ? [ev('bad', 1.5)] : [ev(`m${i}`, T0 + n - i)]);
   await sleep(200);
   assert.equal(c.messages.length, 1);
-  await locker.query('commit');
-  await locker.end();
+  await release();
   await c.waitFor((x) => x.messages.length === n + 1, `${n} replies`);
   for (let i = 0; i < n; i++) {
     assert.deepEqual(c.messages[i + 1], i === 17 ? { error: 'timestamp must be a whole number of milliseconds', index: 0 } : { message: 'ack', stored: 1 });
@@ -256,16 +263,10 @@ test('messages of one connection are stored in order, one at a time, each answer
 });
 
 test('a client far ahead of its replies is closed with 1008', async () => {
-  const sid = uuid();
-  const c = await WSClient.open(`/ws?sessionId=${sid}`);
-  assert.deepEqual(await c.reply([start(sid)]), { message: 'ack', stored: 1 });
-  const locker = await client();
-  await locker.query('begin');
-  await locker.query('select 1 from herald.sessions where session_id = $1 for update', [sid]);
+  const { sid, c, release } = await lockedSession();
   for (let i = 0; i < 1100; i++) c.send([ev(`p${i}`)]);
   await sleep(300);
-  await locker.query('commit');
-  await locker.end();
+  await release();
   const close = await c.closed();
   assert.equal(close.code, 1008);
   // the batch that was in PostgreSQL was answered before the close; the queued ones were dropped

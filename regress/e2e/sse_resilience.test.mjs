@@ -16,6 +16,25 @@ const post = (username, body, v = 'v2') =>
   fetch(`${BASE}/${v}/message?username=${encodeURIComponent(username)}`, { method: 'POST', body });
 const open = (username, headers = {}) => SSEStream.open(`${BASE}/v2/sse?username=${encodeURIComponent(username)}`, headers);
 
+/** openReady opens a user's v2 stream and waits for its retry: line (it is subscribed). */
+async function openReady(username) {
+  const s = await open(username);
+  await s.waitFor((x) => x.raw.includes('retry:'));
+  return s;
+}
+
+/** assertReplays reconnects with Last-Event-ID and checks the replay is exactly want, nothing more. */
+async function assertReplays(username, lastEventId, want) {
+  const r = await open(username, { 'last-event-id': lastEventId });
+  try {
+    await r.waitForEvents(want.length);
+    await sleep(300);
+    assert.deepEqual(r.dataEvents().map((e) => e.data), want);
+  } finally {
+    r.close();
+  }
+}
+
 /** postWhenUp retries a POST until the sidecar has its database again (204). */
 async function postWhenUp(username, body) {
   await waitFor(async () => {
@@ -25,26 +44,19 @@ async function postWhenUp(username, body) {
 
 test('Last-Event-ID replays exactly the missed three across a sidecar restart', async () => {
   const u = user();
-  const s = await open(u);
-  await s.waitFor((x) => x.raw.includes('retry:'));
-  await post(u, 'one');
-  await post(u, 'two');
+  const s = await openReady(u);
+  for (const m of ['one', 'two']) assert.equal((await post(u, m)).status, 204);
   const seen = await s.waitForEvents(2);
   restartSidecar();
   await s.waitFor((x) => x.closed, 5000, 'the old stream to end with the old process');
   for (const m of ['three', 'four', 'five']) assert.equal((await post(u, m)).status, 204);
-  const r = await open(u, { 'last-event-id': seen[1].id });
-  await r.waitForEvents(3);
-  await sleep(300);
-  assert.deepEqual(r.dataEvents().map((e) => e.data), ['three', 'four', 'five']);
-  r.close();
+  await assertReplays(u, seen[1].id, ['three', 'four', 'five']);
 });
 
 test('an open stream survives a PostgreSQL restart and gets what was sent right after; Last-Event-ID replays across it', async () => {
   const u = user();
-  const s = await open(u);
-  await s.waitFor((x) => x.raw.includes('retry:'));
-  await post(u, 'before');
+  const s = await openReady(u);
+  assert.equal((await post(u, 'before')).status, 204);
   const [before] = await s.waitForEvents(1);
   await restartPostgres();
   // sent as soon as the database is back, maybe before the sidecar's LISTEN is: the catch-up
@@ -54,18 +66,13 @@ test('an open stream survives a PostgreSQL restart and gets what was sent right 
   assert.equal(s.closed, false, 'the stream stayed open');
   assert.deepEqual(s.dataEvents().map((e) => e.data), ['before', 'after1', 'after2', 'after3']);
   s.close();
-  const r = await open(u, { 'last-event-id': before.id });
-  await r.waitForEvents(3);
-  await sleep(300);
-  assert.deepEqual(r.dataEvents().map((e) => e.data), ['after1', 'after2', 'after3']);
-  r.close();
+  await assertReplays(u, before.id, ['after1', 'after2', 'after3']);
 });
 
 test('while PostgreSQL is down: 503 JSON for requests that need it, open streams stay open and resume', async () => {
   const u = user();
-  const s = await open(u);
-  await s.waitFor((x) => x.raw.includes('retry:'));
-  await post(u, 'first');
+  const s = await openReady(u);
+  assert.equal((await post(u, 'first')).status, 204);
   await s.waitForEvents(1);
   await closePool();
   stopPostgres();
@@ -85,7 +92,7 @@ test('while PostgreSQL is down: 503 JSON for requests that need it, open streams
     startPostgres();
   }
   await postWhenUp(u, 'second');
-  await post(u, 'third');
+  assert.equal((await post(u, 'third')).status, 204);
   await s.waitForEvents(3, 20000);
   assert.deepEqual(s.dataEvents().map((e) => e.data), ['first', 'second', 'third']);
   s.close();
@@ -100,13 +107,13 @@ test('npm eventsource gets every message, once and in order, across a forced dis
   es.onopen = () => { opens++; };
   try {
     await waitFor(() => opens === 1, { what: 'EventSource open' });
-    for (const m of ['a1', 'a2', 'a3']) await post(u, m);
+    for (const m of ['a1', 'a2', 'a3']) assert.equal((await post(u, m)).status, 204);
     await waitFor(() => got.length === 3, { what: 'three messages' });
     stopSidecar(); // forced disconnect
     for (const m of ['b1', 'b2', 'b3']) await sql('SELECT herald.send($1, $2)', [`user:${u}`, m]);
     startSidecar();
     await waitFor(() => opens === 2, { timeout: 15000, what: 'EventSource reconnect' });
-    for (const m of ['c1', 'c2']) await post(u, m);
+    for (const m of ['c1', 'c2']) assert.equal((await post(u, m)).status, 204);
     await waitFor(() => got.length >= 8, { timeout: 10000, what: 'eight messages' });
     await sleep(300);
     assert.deepEqual(got.map((e) => e.data), ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'c1', 'c2']);
@@ -119,8 +126,7 @@ test('npm eventsource gets every message, once and in order, across a forced dis
 
 test('a LISTEN connection that goes deaf is found by the NOTIFY round trip and replaced; streams catch up', async () => {
   const u = user();
-  const s = await open(u);
-  await s.waitFor((x) => x.raw.includes('retry:'));
+  const s = await openReady(u);
   const listener = async () => (await sql(
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN v3_messages' AND backend_type = 'client backend'"))
     .map((r) => r.pid);
@@ -135,7 +141,7 @@ test('a LISTEN connection that goes deaf is found by the NOTIFY round trip and r
     process.kill(before, 'SIGCONT');
   }
   await s.waitForEvents(1, 10000);
-  await post(u, 'after');
+  assert.equal((await post(u, 'after')).status, 204);
   await s.waitForEvents(2, 5000);
   assert.deepEqual(s.dataEvents().map((e) => e.data), ['while deaf', 'after']);
   s.close();

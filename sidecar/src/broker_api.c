@@ -63,12 +63,7 @@ static void on_json_result(void *data, PGresult *res, const char *error)
         reply_db_error(req, res, error);
         return;
     }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        hs_error(MODULE, "a broker wrapper returned no value");
-        hs_http_send_error(req, 500, "internal error");
-        return;
-    }
-    hs_http_send_json(req, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    hs_pg_reply_json(req, 200, res);
 }
 
 /* require_method answers 405 unless the request uses one of the given methods. */
@@ -258,7 +253,7 @@ static int on_cancel(h2o_req_t *req, const char *id)
 static int on_events(h2o_handler_t *self, h2o_req_t *req)
 {
     static const char prefix[] = "/events";
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t path_len = hs_http_path_len(req);
     const char *path = req->path.base;
     if (path_len < sizeof(prefix) - 1 || memcmp(path, prefix, sizeof(prefix) - 1) != 0)
         return -1;

@@ -66,6 +66,7 @@
 #include "net.h"
 #include "metrics.h"
 #include "modules.h"
+#include "strbuf.h"
 #include "timer.h"
 
 #define MODULE "followermaze"
@@ -78,12 +79,6 @@
 #define IN_CAP 262144       /* the event source's input buffer (fixed: a fast source cannot grow it) */
 #define READS_PER_TURN 16   /* reads of the event source before the loop serves the others */
 
-struct fm_buf {
-    char *base;
-    size_t len;
-    size_t cap;
-};
-
 typedef struct st_fm_client_t fm_client_t;
 struct st_fm_client_t {
     h2o_socket_t *sock;
@@ -93,8 +88,8 @@ struct st_fm_client_t {
     fm_client_t *all_prev, *all_next;   /* every client (for shutdown) */
     size_t reg_index;                   /* position in fm.registered */
     hs_timer_t id_timer;
-    struct fm_buf pending; /* filled by the fan-out */
-    struct fm_buf writing; /* handed to h2o_socket_write, valid until its callback */
+    hs_strbuf_t pending; /* filled by the fan-out */
+    hs_strbuf_t writing; /* handed to h2o_socket_write, valid until its callback */
     unsigned dirty : 1, doomed : 1, writing_active : 1;
     const char *doom_reason;
 };
@@ -145,27 +140,6 @@ static struct {
 } fm;
 
 /* ---- small helpers ---- */
-
-static void buf_reserve(struct fm_buf *b, size_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap == 0 ? 4096 : b->cap;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *p = realloc(b->base, cap);
-    if (p == NULL)
-        abort();
-    b->base = p;
-    b->cap = cap;
-}
-
-static void buf_free(struct fm_buf *b)
-{
-    free(b->base);
-    b->base = NULL;
-    b->len = b->cap = 0;
-}
 
 /* printable copies at most 60 bytes of a line for a log message, with '?' for control bytes. */
 static const char *printable(const char *s, size_t len, char *out, size_t outsz)
@@ -254,9 +228,7 @@ static inline void notify_client(fm_client_t *c, const char *line, size_t len)
         doom(c, "output buffer limit reached (client not reading)");
         return;
     }
-    buf_reserve(&c->pending, len);
-    memcpy(c->pending.base + c->pending.len, line, len);
-    c->pending.len += len;
+    hs_strbuf_append(&c->pending, line, len);
     fm.st.notifications++;
     fm.unpublished.notifications++;
     if (!c->dirty)
@@ -304,6 +276,19 @@ static void on_deliver(void *ctx, const hs_fm_slot_t *slot)
 
 static void client_close(fm_client_t *c, const char *why, int cut);
 
+static void on_client_write(h2o_socket_t *sock, const char *err);
+
+/* client_start_write swaps the pending bytes into the write buffer and writes them. */
+static void client_start_write(fm_client_t *c)
+{
+    hs_strbuf_t t = c->writing;
+    c->writing = c->pending;
+    c->pending = t;
+    c->writing_active = 1;
+    h2o_iovec_t iov = h2o_iovec_init(c->writing.base, c->writing.len);
+    h2o_socket_write(c->sock, &iov, 1, on_client_write);
+}
+
 static void on_client_write(h2o_socket_t *sock, const char *err)
 {
     fm_client_t *c = sock->data;
@@ -314,15 +299,9 @@ static void on_client_write(h2o_socket_t *sock, const char *err)
     c->writing_active = 0;
     c->writing.len = 0;
     if (c->writing.cap > SHRINK_ABOVE)
-        buf_free(&c->writing);
-    if (c->pending.len != 0 && !c->doomed) {
-        struct fm_buf t = c->writing;
-        c->writing = c->pending;
-        c->pending = t;
-        c->writing_active = 1;
-        h2o_iovec_t iov = h2o_iovec_init(c->writing.base, c->writing.len);
-        h2o_socket_write(c->sock, &iov, 1, on_client_write);
-    }
+        hs_strbuf_free(&c->writing);
+    if (c->pending.len != 0 && !c->doomed)
+        client_start_write(c);
 }
 
 /* flush_clients starts one write per client that has pending bytes and none in flight, and
@@ -338,14 +317,8 @@ static void flush_clients(void)
             client_close(c, c->doom_reason, 1);
             continue;
         }
-        if (!c->writing_active && c->pending.len != 0) {
-            struct fm_buf t = c->writing;
-            c->writing = c->pending;
-            c->pending = t;
-            c->writing_active = 1;
-            h2o_iovec_t iov = h2o_iovec_init(c->writing.base, c->writing.len);
-            h2o_socket_write(c->sock, &iov, 1, on_client_write);
-        }
+        if (!c->writing_active && c->pending.len != 0)
+            client_start_write(c);
     }
     fm.ndirty = 0;
     publish_metrics();
@@ -395,8 +368,8 @@ static void client_close(fm_client_t *c, const char *why, int cut)
     else
         HS_METRIC_INC(fm_client_disconnects_total);
     h2o_socket_close(c->sock);
-    buf_free(&c->pending);
-    buf_free(&c->writing);
+    hs_strbuf_free(&c->pending);
+    hs_strbuf_free(&c->writing);
     free(c);
 }
 

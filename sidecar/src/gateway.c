@@ -18,14 +18,18 @@
 #include "pg_async.h"
 #include "pg_listen.h"
 #include "sse.h"
-#include "strbuf.h"
 #include "subscribers.h"
 
 #define MODULE "gateway"
 
-/* username_param returns the username query parameter, or NULL after a 400. */
-static const char *username_param(h2o_req_t *req)
+/* user_prelude checks the method and returns the username query parameter, or NULL after
+ * a 405 or 400. */
+static const char *user_prelude(h2o_req_t *req, const char *method)
 {
+    if (!hs_http_method_is(req, method)) {
+        hs_http_send_error(req, 405, "use %s", method);
+        return NULL;
+    }
     const char *u = hs_http_query_param(req, "username");
     if (u == NULL || *u == '\0') {
         hs_http_send_error(req, 400, "missing query parameter username");
@@ -43,11 +47,7 @@ static void on_v1_tick(hs_sse_t *sse, void *data)
 
 static int on_v1_sse(h2o_handler_t *self, h2o_req_t *req)
 {
-    if (!hs_http_method_is(req, "GET")) {
-        hs_http_send_error(req, 405, "use GET");
-        return 0;
-    }
-    if (username_param(req) == NULL)
+    if (user_prelude(req, "GET") == NULL)
         return 0;
     hs_sse_options_t opts = {0};
     opts.last_event_id = -1;
@@ -64,22 +64,15 @@ static int on_v1_sse(h2o_handler_t *self, h2o_req_t *req)
 
 static int user_sse(h2o_req_t *req)
 {
-    if (!hs_http_method_is(req, "GET")) {
-        hs_http_send_error(req, 405, "use GET");
-        return 0;
-    }
-    const char *user = username_param(req);
+    const char *user = user_prelude(req, "GET");
     if (user == NULL)
         return 0;
     int64_t last = hs_sse_last_event_id(req);
     if (hs_auth_require_user(req, user) != 0)
         return 0;
-    hs_strbuf_t stream = {0};
-    hs_strbuf_printf(&stream, "user:%s", user);
     hs_sse_options_t opts = {0};
-    opts.stream = h2o_strdup(&req->pool, stream.base, stream.len).base;
+    opts.stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
     opts.last_event_id = last;
-    hs_strbuf_free(&stream);
     hs_sse_start(req, &opts);
     return 0;
 }
@@ -111,11 +104,7 @@ static void on_sent(void *data, PGresult *res, const char *error)
 
 static int user_message(h2o_req_t *req)
 {
-    if (!hs_http_method_is(req, "POST")) {
-        hs_http_send_error(req, 405, "use POST");
-        return 0;
-    }
-    const char *user = username_param(req);
+    const char *user = user_prelude(req, "POST");
     if (user == NULL)
         return 0;
     size_t len;
@@ -126,14 +115,11 @@ static int user_message(h2o_req_t *req)
         hs_http_send_error(req, 400, "the message must be UTF-8 text without NUL bytes");
         return 0;
     }
-    hs_strbuf_t stream = {0};
-    hs_strbuf_printf(&stream, "user:%s", user);
     user_message_t *m = h2o_mem_alloc_pool(&req->pool, sizeof(*m));
     m->req = req;
-    m->stream = h2o_strdup(&req->pool, stream.base, stream.len).base;
+    m->stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
     m->body = body;
     m->len = len;
-    hs_strbuf_free(&stream);
     const char *values[2] = {m->stream, body};
     hs_pg_query_req(req, "SELECT herald.send($1, $2::text)", 2, values, on_sent, m);
     return 0;

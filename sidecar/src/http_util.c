@@ -177,10 +177,28 @@ const char *hs_http_query_param(h2o_req_t *req, const char *name)
     return NULL;
 }
 
+size_t hs_http_path_len(h2o_req_t *req)
+{
+    return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+}
+
+int hs_http_path_is(h2o_req_t *req, const char *path)
+{
+    return h2o_memis(req->path.base, hs_http_path_len(req), path, strlen(path));
+}
+
+int hs_http_require_path(h2o_req_t *req, const char *path)
+{
+    if (hs_http_path_is(req, path))
+        return 1;
+    hs_http_send_error(req, 404, "no route for %.*s", (int)hs_http_path_len(req), req->path.base);
+    return 0;
+}
+
 const char *hs_http_path_tail(h2o_req_t *req, const char *prefix)
 {
     size_t plen = strlen(prefix);
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t path_len = hs_http_path_len(req);
     if (path_len < plen || memcmp(req->path.base, prefix, plen) != 0)
         return NULL;
     return url_decode(&req->pool, req->path.base + plen, path_len - plen);

@@ -30,6 +30,13 @@ const char *hs_http_query_param(h2o_req_t *req, const char *name);
 /* hs_http_path_tail returns the path (without query) after prefix, e.g. "/events/" on
  * "/events/abc?x" gives "abc" (pool-allocated); NULL if the path does not start with prefix. */
 const char *hs_http_path_tail(h2o_req_t *req, const char *prefix);
+/* hs_http_path_len: the length of the request's path without its query string. */
+size_t hs_http_path_len(h2o_req_t *req);
+/* hs_http_path_is: the request's path (without the query) is exactly path. */
+int hs_http_path_is(h2o_req_t *req, const char *path);
+/* hs_http_require_path: 1 if the request's path is exactly path; otherwise answers 404
+ * {"error":"no route for <path>"} and returns 0. For handlers registered on a prefix. */
+int hs_http_require_path(h2o_req_t *req, const char *path);
 /* hs_http_header returns the value of a request header (pool-allocated, NUL-terminated) or NULL. */
 const char *hs_http_header(h2o_req_t *req, const char *lowercase_name);
 int hs_http_method_is(h2o_req_t *req, const char *method);

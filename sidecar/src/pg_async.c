@@ -607,6 +607,16 @@ struct json_reply {
     int status;
 };
 
+void hs_pg_reply_json(h2o_req_t *req, int status, PGresult *res)
+{
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        hs_error(MODULE, "a query that answers one JSON value returned none");
+        hs_http_send_error(req, 500, "internal error");
+        return;
+    }
+    hs_http_send_json(req, status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
 static void on_json_result(void *data, PGresult *res, const char *error)
 {
     struct json_reply *r = data;
@@ -614,12 +624,7 @@ static void on_json_result(void *data, PGresult *res, const char *error)
         hs_pg_reply_error(r->req, res, error);
         return;
     }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        hs_error(MODULE, "a query that answers one JSON value returned none");
-        hs_http_send_error(r->req, 500, "internal error");
-        return;
-    }
-    hs_http_send_json(r->req, r->status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    hs_pg_reply_json(r->req, r->status, res);
 }
 
 void hs_pg_query_json_req(h2o_req_t *req, int status, const char *sql, int nparams, const char *const *values)

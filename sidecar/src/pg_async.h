@@ -54,6 +54,9 @@ void hs_pg_query_cancel(hs_pg_query_t *q);
 /* hs_pg_query_req ties the query to an HTTP request: cancelled if the request goes away first. */
 void hs_pg_query_req(h2o_req_t *req, const char *sql, int nparams, const char *const *values, hs_pg_result_cb cb, void *data);
 
+/* hs_pg_reply_json answers the request with the single JSON value of a successful result and
+ * status, or with a 500 when the result holds no value. */
+void hs_pg_reply_json(h2o_req_t *req, int status, PGresult *res);
 /* hs_pg_query_json_req runs a query whose result is one JSON value and answers the request
  * with it and status, or with the error (hs_pg_reply_error). */
 void hs_pg_query_json_req(h2o_req_t *req, int status, const char *sql, int nparams, const char *const *values);

@@ -193,13 +193,6 @@ static void upstream_update_reading(struct upstream *u);
 static void dispatch(struct session *s, struct item *it);
 static void worker_flush(struct worker *w);
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- per-upstream ordered queue ---- */
 
 static void ring_push(struct upstream *u, struct item *it)
@@ -342,9 +335,7 @@ static void worker_flush(struct worker *w)
 {
     if (w->writing || w->chan == NULL || w->wbuf[w->wcur].len == 0)
         return;
-    hs_strbuf_t *b = &w->wbuf[w->wcur];
-    w->wcur ^= 1;
-    hs_strbuf_reset(&w->wbuf[w->wcur]);
+    hs_strbuf_t *b = hs_strbuf_flip(w->wbuf, &w->wcur);
     h2o_iovec_t buf = h2o_iovec_init(b->base, b->len);
     w->writing = 1;
     h2o_socket_write(w->chan, &buf, 1, on_worker_write);
@@ -478,7 +469,7 @@ static void worker_died(struct worker *w)
     w->pid = 0;
 
     /* Intensity: more than max_restarts deaths within the period ⇒ give up on the pool. */
-    uint64_t now = now_ms();
+    uint64_t now = hs_now_ms();
     size_t cap = (size_t)hs_config.relay_max_restarts + 1;
     s->deaths[(s->deaths_head + s->ndeaths) % cap] = now;
     if (s->ndeaths < cap)
@@ -991,9 +982,7 @@ static void client_write(struct client *c, const char *s, size_t len)
         hs_strbuf_append(&c->out[c->cur], s, len);
     size_t pending = c->out[c->cur].len;
     if (!c->writing && pending > 0) {
-        hs_strbuf_t *b = &c->out[c->cur];
-        c->cur ^= 1;
-        hs_strbuf_reset(&c->out[c->cur]);
+        hs_strbuf_t *b = hs_strbuf_flip(c->out, &c->cur);
         h2o_iovec_t buf = h2o_iovec_init(b->base, b->len);
         c->writing = 1;
         h2o_socket_write(c->sock, &buf, 1, on_client_written);

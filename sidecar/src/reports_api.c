@@ -31,22 +31,12 @@
 
 #define MODULE "reports"
 
-/* path_is: the request's path (without the query) is exactly p. */
-static int path_is(h2o_req_t *req, const char *p)
-{
-    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    return h2o_memis(req->path.base, len, p, strlen(p));
-}
-
 /* route_prelude checks path, method, user_id (a UUID, returned in lower case) and, when auth
  * is required, the caller's token; returns NULL after having answered 404, 405, 400 or 401. */
 static const char *route_prelude(h2o_req_t *req, const char *path, const char *method)
 {
-    if (!path_is(req, path)) {
-        hs_http_send_error(req, 404, "no route for %.*s", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len),
-                           req->path.base);
+    if (!hs_http_require_path(req, path))
         return NULL;
-    }
     if (!hs_http_method_is(req, method)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, method, strlen(method));
         hs_http_send_error(req, 405, "%s accepts %s only", path, method);
@@ -134,9 +124,7 @@ static int on_sse(h2o_handler_t *self, h2o_req_t *req)
     if (user == NULL)
         return 0;
     int64_t last = hs_sse_last_event_id(req);
-    size_t slen = strlen("user:") + strlen(user) + 1;
-    char *stream = h2o_mem_alloc_pool(&req->pool, slen);
-    snprintf(stream, slen, "user:%s", user);
+    const char *stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
     const char **params = h2o_mem_alloc_pool(&req->pool, sizeof(*params));
     params[0] = user;
     hs_sse_options_t opts = {0};

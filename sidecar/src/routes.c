@@ -27,7 +27,7 @@ static int on_fallback(h2o_handler_t *self, h2o_req_t *req)
     if (hs_static_serve(req) == 0)
         return 0;
     hs_http_send_error(req, 404, "no route for %.*s %.*s", (int)req->method.len, req->method.base,
-                       (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len), req->path.base);
+                       (int)hs_http_path_len(req), req->path.base);
     return 0;
 }
 

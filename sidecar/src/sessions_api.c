@@ -22,19 +22,13 @@
 
 #define MODULE "sessions"
 
-static int path_is(h2o_req_t *req, const char *p)
-{
-    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    return h2o_memis(req->path.base, len, p, strlen(p));
-}
-
 /* method_allowed answers 405 unless the request is GET (or HEAD when head_ok). */
 static int method_allowed(h2o_req_t *req, int head_ok)
 {
     if (hs_http_method_is(req, "GET") || (head_ok && hs_http_method_is(req, "HEAD")))
         return 1;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-    hs_http_send_error(req, 405, "%.*s accepts GET only", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len),
+    hs_http_send_error(req, 405, "%.*s accepts GET only", (int)hs_http_path_len(req),
                        req->path.base);
     return 0;
 }
@@ -59,11 +53,8 @@ static int on_session(h2o_handler_t *self, h2o_req_t *req)
 
 static int on_database_events(h2o_handler_t *self, h2o_req_t *req)
 {
-    if (!path_is(req, "/database_events")) {
-        hs_http_send_error(req, 404, "no route for %.*s", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len),
-                           req->path.base);
+    if (!hs_http_require_path(req, "/database_events"))
         return 0;
-    }
     if (!method_allowed(req, 0))
         return 0;
     int64_t last = hs_sse_last_event_id(req);

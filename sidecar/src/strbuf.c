@@ -86,3 +86,11 @@ void hs_strbuf_free(hs_strbuf_t *sb)
     sb->base = NULL;
     sb->len = sb->cap = 0;
 }
+
+hs_strbuf_t *hs_strbuf_flip(hs_strbuf_t pair[2], int *cur)
+{
+    hs_strbuf_t *filled = &pair[*cur];
+    *cur ^= 1;
+    hs_strbuf_reset(&pair[*cur]);
+    return filled;
+}

@@ -21,5 +21,8 @@ void hs_strbuf_printf(hs_strbuf_t *sb, const char *fmt, ...) __attribute__((form
 void hs_strbuf_append_json_string(hs_strbuf_t *sb, const char *s, size_t len);
 void hs_strbuf_reset(hs_strbuf_t *sb);
 void hs_strbuf_free(hs_strbuf_t *sb);
+/* hs_strbuf_flip: double buffering. pair[*cur] collects bytes while the other one is being
+ * written; returns the filled pair[*cur], makes the other (emptied) buffer current. */
+hs_strbuf_t *hs_strbuf_flip(hs_strbuf_t pair[2], int *cur);
 
 #endif

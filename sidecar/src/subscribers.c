@@ -168,6 +168,24 @@ static void free_msg(hs_stream_msg_t *msg)
 
 /* ---------------- the stream's own outbox reads ---------------- */
 
+/* row_msg: row i of a herald.replay() result (seq, kind, data) as a message; returns whether it is
+ * the leading 'reset' row. The strings point into res. */
+static int row_msg(PGresult *res, int i, uint64_t batch, hs_stream_msg_t *msg)
+{
+    *msg = (hs_stream_msg_t){0};
+    msg->batch = batch;
+    msg->seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    msg->kind = PQgetvalue(res, i, 1);
+    msg->data = PQgetvalue(res, i, 2);
+    msg->len = (size_t)PQgetlength(res, i, 2);
+    return i == 0 && strcmp(msg->kind, "reset") == 0;
+}
+
+static const char *read_error(PGresult *res, const char *error)
+{
+    return res ? PQresultErrorMessage(res) : (error ? error : "?");
+}
+
 static void stream_fetch(hs_stream_t *s);
 
 static void on_stream_retry(hs_timer_t *t)
@@ -183,7 +201,7 @@ static void on_stream_rows(void *data, PGresult *res, const char *error)
     s->fetching = 0;
     if (!hs_pg_result_ok(res)) {
         hs_warn(MODULE, "stream %s: outbox read failed: %s; retrying", s->name,
-                res ? PQresultErrorMessage(res) : (error ? error : "?"));
+                read_error(res, error));
         hs_timer_start(the_loop(), &s->retry, RETRY_MS, on_stream_retry);
         return;
     }
@@ -192,13 +210,8 @@ static void on_stream_rows(void *data, PGresult *res, const char *error)
     uint64_t batch = ++reg.batch;
     s->delivering++;
     for (int i = 0; i < n && s->nsubs > 0; i++) {
-        hs_stream_msg_t msg = {0};
-        msg.batch = batch;
-        msg.seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        msg.kind = PQgetvalue(res, i, 1);
-        msg.data = PQgetvalue(res, i, 2);
-        msg.len = (size_t)PQgetlength(res, i, 2);
-        int is_reset = i == 0 && strcmp(msg.kind, "reset") == 0;
+        hs_stream_msg_t msg;
+        int is_reset = row_msg(res, i, batch, &msg);
         if (is_reset) {
             HS_METRIC_INC(sse_resets_total);
             hs_warn(MODULE, "stream %s: outbox cannot continue after %" PRId64 "; reset to %" PRId64 " (%s)", s->name,
@@ -270,7 +283,7 @@ static void on_sub_rows(void *data, PGresult *res, const char *error)
     sub->_query = NULL;
     if (!hs_pg_result_ok(res)) {
         hs_warn(MODULE, "stream %s: replay failed: %s; retrying", s->name,
-                res ? PQresultErrorMessage(res) : (error ? error : "?"));
+                read_error(res, error));
         hs_timer_start(the_loop(), &sub->_retry, RETRY_MS, on_sub_retry);
         return;
     }
@@ -281,13 +294,8 @@ static void on_sub_rows(void *data, PGresult *res, const char *error)
     sub->_must_replay = 0;
     s->delivering++;
     for (int i = 0; i < n && sub->_stream != NULL; i++) {
-        hs_stream_msg_t msg = {0};
-        msg.batch = batch;
-        msg.seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        msg.kind = PQgetvalue(res, i, 1);
-        msg.data = PQgetvalue(res, i, 2);
-        msg.len = (size_t)PQgetlength(res, i, 2);
-        int is_reset = i == 0 && strcmp(msg.kind, "reset") == 0;
+        hs_stream_msg_t msg;
+        int is_reset = row_msg(res, i, batch, &msg);
         if (!is_reset && s->position >= 0 && msg.seq > s->position)
             break; /* the stream itself will deliver these */
         if (is_reset) {

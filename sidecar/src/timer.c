@@ -2,6 +2,7 @@
 #include "timer.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #define HS_TIMER_MAX_DURATIONS 256
 
@@ -74,4 +75,11 @@ void hs_timer_dispose_all(h2o_loop_t *loop)
         free(durations[i]);
     }
     num_durations = 0;
+}
+
+uint64_t hs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

@@ -24,6 +24,8 @@ struct st_hs_timer_t {
 void hs_timer_start(h2o_loop_t *loop, hs_timer_t *timer, uint64_t millis, hs_timer_cb cb);
 void hs_timer_stop(hs_timer_t *timer);
 int hs_timer_is_active(hs_timer_t *timer);
+/* hs_now_ms: milliseconds on CLOCK_MONOTONIC (for intervals; not the loop's cached time). */
+uint64_t hs_now_ms(void);
 /* hs_timer_dispose_all frees this thread's timeouts; call before h2o_evloop_destroy. */
 void hs_timer_dispose_all(h2o_loop_t *loop);
 

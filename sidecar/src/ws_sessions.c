@@ -534,11 +534,8 @@ static void on_ws_msg(h2o_websocket_conn_t *ws, const struct wslay_event_on_msg_
 
 int hs_ws_sessions_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    if (!h2o_memis(req->path.base, path_len, H2O_STRLIT("/ws"))) {
-        hs_http_send_error(req, 404, "no route for %.*s", (int)path_len, req->path.base);
+    if (!hs_http_require_path(req, "/ws"))
         return 0;
-    }
     const char *id = hs_http_query_param(req, "sessionId");
     if (id == NULL || id[0] == '\0') {
         hs_http_send_error(req, 400, "missing sessionId query parameter");

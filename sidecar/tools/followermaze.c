@@ -58,6 +58,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timer.h"
+
 #define PENDING_LIMIT (4u << 20) /* notification bytes owed to clients before generation pauses */
 #define OUT_CHUNK (256u << 10)
 #define READ_CHUNK (256u << 10)
@@ -148,25 +150,24 @@ static void load_options(void)
 
 /* ---- utilities ---- */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t t0;
+
+/* vsay prints one time-stamped line: "[seconds] <prefix><message>". */
+static void vsay(const char *prefix, const char *fmt, va_list ap)
+{
+    printf("[%7.3f] %s", (double)(hs_now_ms() - t0) / 1000.0, prefix);
+    vprintf(fmt, ap);
+    putchar('\n');
+    fflush(stdout);
+}
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    printf("[%7.3f] ", (double)(now_ms() - t0) / 1000.0);
-    vprintf(fmt, ap);
+    vsay("", fmt, ap);
     va_end(ap);
-    putchar('\n');
-    fflush(stdout);
 }
 
 static uint64_t rng_state;
@@ -266,11 +267,8 @@ static void fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    printf("[%7.3f] FAILED: ", (double)(now_ms() - t0) / 1000.0);
-    vprintf(fmt, ap);
+    vsay("FAILED: ", fmt, ap);
     va_end(ap);
-    putchar('\n');
-    fflush(stdout);
     failed = 1;
 }
 
@@ -612,7 +610,7 @@ static void on_client_readable(uint32_t ci)
             c->exp.head = c->exp.tail = 0;
         c->received += len;
         pending_total -= len;
-        last_progress = now_ms();
+        last_progress = hs_now_ms();
         if ((size_t)n < sizeof(rb))
             return;
     }
@@ -708,7 +706,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     load_options();
-    t0 = now_ms();
+    t0 = hs_now_ms();
     setup();
     epfd = epoll_create1(EPOLL_CLOEXEC);
 
@@ -727,7 +725,7 @@ int main(void)
     epoll_ctl(epfd, EPOLL_CTL_ADD, source_fd, &sev);
     source_mask = sev.events;
 
-    uint64_t start = now_ms(), next_log = start + opt.log_interval_ms, resume_at = 0, grace_until = 0;
+    uint64_t start = hs_now_ms(), next_log = start + opt.log_interval_ms, resume_at = 0, grace_until = 0;
     last_progress = start;
     struct epoll_event evs[256];
     while (!failed) {
@@ -745,7 +743,7 @@ int main(void)
         }
         if (failed)
             break;
-        uint64_t now = now_ms();
+        uint64_t now = hs_now_ms();
         if (pending_total == 0)
             last_progress = now;
         if (state == SENDING && opt.late_clients != 0 && !late_connected && next_seq > opt.late_at && out.head == out.tail) {
@@ -808,7 +806,7 @@ int main(void)
             next_log = now + opt.log_interval_ms;
         }
     }
-    uint64_t end = now_ms();
+    uint64_t end = hs_now_ms();
     double secs = (double)(end - start - (state == GRACE ? opt.grace_ms : 0)) / 1000.0;
     uint64_t got = 0;
     for (uint32_t ci = 0; ci < opt.concurrency; ci++)

@@ -177,23 +177,14 @@ struct stream {
     hs_timer_t tick;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void flush(struct stream *st)
 {
     if (st->sending || st->done || st->buf[st->cur].len == 0)
         return;
-    hs_strbuf_t *b = &st->buf[st->cur];
-    st->cur ^= 1;
-    hs_strbuf_reset(&st->buf[st->cur]);
+    hs_strbuf_t *b = hs_strbuf_flip(st->buf, &st->cur);
     h2o_iovec_t vec = h2o_iovec_init(b->base, b->len);
     st->sending = 1;
-    st->last_send_ms = now_ms();
+    st->last_send_ms = hs_now_ms();
     h2o_send(st->req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
 
@@ -202,7 +193,7 @@ static void on_tick(hs_timer_t *t)
     struct stream *st = H2O_STRUCT_FROM_MEMBER(struct stream, tick, t);
     if (st->done)
         return;
-    uint64_t now = now_ms();
+    uint64_t now = hs_now_ms();
     if (!st->sending) {
         uint64_t due = st->first + (uint64_t)((double)(now - st->started_ms) * emu.rate / 1000.0);
         if (emu.count > 0 && due > emu.count + 1)
@@ -282,7 +273,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
     }
     st->next = st->first;
-    st->started_ms = st->last_send_ms = now_ms();
+    st->started_ms = st->last_send_ms = hs_now_ms();
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
