@@ -20,7 +20,7 @@ else
 fi
 : "${HERALD_PGHOST:=127.0.0.1}" "${HERALD_DB:=herald}" "${HOST:=127.0.0.1}"
 : "${DATABASE_URL:=postgresql://postgres@$HERALD_PGHOST:$HERALD_PGPORT/$HERALD_DB}"
-: "${HERALD_RELAY_UPSTREAMS:=http://127.0.0.1:$HERALD_EMULATOR_PORT/tweets/1,http://127.0.0.1:$HERALD_EMULATOR_PORT/tweets/2}"
+: "${HERALD_RELAY_UPSTREAMS:=http://127.0.0.1:$HERALD_EMULATOR_PORT/tweets/1,http://localhost:$HERALD_EMULATOR_PORT/tweets/2}"
 : "${HERALD_REGRESS_PORT:=5435}"                      # pg_regress; isolation uses the next port
 : "${HERALD_SIDECAR_BUILD:=build}"                     # sidecar/<dir> holding the binaries
 : "${HERALD_SIDECAR_BIN:=$HERALD_ROOT/sidecar/$HERALD_SIDECAR_BUILD/herald-sidecar}"

@@ -46,7 +46,9 @@
  *
  * Upstreams reconnect with exponential backoff (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS,
  * reset by a good response) after an error, an end of stream or UPSTREAM_IDLE_MS of silence,
- * sending Last-Event-ID when the upstream gave ids (the emulator resumes after it).
+ * sending Last-Event-ID when the upstream gave ids (the emulator resumes after it). The
+ * upstream's host name is looked up on h2o's getaddrinfo thread (h2o_hostinfo_getaddr), never
+ * on this loop: a slow resolver delays that upstream only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,7 +117,7 @@ struct item {
 
 struct session;
 
-enum upstream_state { UP_IDLE, UP_CONNECTING, UP_HEAD, UP_BODY };
+enum upstream_state { UP_IDLE, UP_RESOLVING, UP_CONNECTING, UP_HEAD, UP_BODY };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 
 struct upstream {
@@ -123,13 +125,14 @@ struct upstream {
     uint32_t index;
     const struct upstream_url *url;
     h2o_socket_t *sock;
+    h2o_hostinfo_getaddr_req_t *lookup; /* the name lookup in flight (UP_RESOLVING) */
     int state, reading, chunked, cstate;
     uint64_t cremain;
     hs_strbuf_t req, cline;
     hs_sse_parser_t parser;
     hs_timer_t retry_timer, idle_timer;
     int backoff_ms;
-    unsigned attempt;
+    unsigned attempt; /* which of the host's addresses to try next (advanced by a failed connect) */
     uint64_t next_seq;
     struct item **ring; /* undelivered items, in seq order */
     size_t ring_cap, ring_head, ring_count;
@@ -177,6 +180,11 @@ static struct {
     _Atomic int stop;
     h2o_evloop_t *loop;
     h2o_socket_t *listener, *waker;
+    /* name lookups run on h2o's getaddrinfo thread (h2o_hostinfo_getaddr) and answer on this
+     * queue of the relay's loop, so a slow DNS never stalls the loop */
+    h2o_multithread_queue_t *lookups;
+    h2o_multithread_receiver_t lookup_receiver;
+    int lookups_out; /* lookups dispatched whose answer has not come back (cancelled ones too) */
     h2o_linklist_t clients;
     struct upstream_url *urls;
     size_t nurls;
@@ -579,6 +587,10 @@ static void upstream_connect(struct upstream *u);
 
 static void upstream_close_sock(struct upstream *u)
 {
+    if (u->lookup != NULL) {
+        h2o_hostinfo_getaddr_cancel(u->lookup); /* its answer still comes back, without a callback */
+        u->lookup = NULL;
+    }
     if (u->sock != NULL) {
         if (u->state == UP_BODY)
             atomic_fetch_sub(&m_upstreams_connected, 1);
@@ -818,6 +830,7 @@ static void on_upstream_connect(h2o_socket_t *sock, const char *err)
 {
     struct upstream *u = sock->data;
     if (err != NULL) {
+        u->attempt++;
         upstream_fail(u, err);
         return;
     }
@@ -837,34 +850,48 @@ static void on_upstream_connect(h2o_socket_t *sock, const char *err)
     upstream_update_reading(u);
 }
 
-static void upstream_connect(struct upstream *u)
+/* on_resolved connects to one of the upstream host's addresses: IPv4 first ("localhost" often
+ * lists ::1 first while servers listen on 127.0.0.1); a failed connect moves on to the next
+ * address for the following attempt. h2o frees res after this returns. */
+static void on_resolved(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int gai = getaddrinfo(u->url->host, u->url->port, &hints, &res);
-    if (gai != 0) {
-        upstream_fail(u, gai_strerror(gai));
+    struct upstream *u = data;
+    u->lookup = NULL;
+    if (errstr != NULL || res == NULL) {
+        upstream_fail(u, errstr != NULL ? errstr : "no address");
         return;
     }
-    /* IPv4 first ("localhost" often lists ::1 first while servers listen on 127.0.0.1);
-     * successive attempts rotate through the addresses. */
     struct addrinfo *list[16];
     size_t n = 0;
     for (int pass = 0; pass < 2; pass++)
         for (struct addrinfo *a = res; a != NULL && n < 16; a = a->ai_next)
             if ((a->ai_family == AF_INET) == (pass == 0))
                 list[n++] = a;
-    struct addrinfo *a = list[u->attempt++ % n];
+    struct addrinfo *a = list[u->attempt % n];
     u->sock = h2o_socket_connect(relay.loop, a->ai_addr, a->ai_addrlen, on_upstream_connect);
-    freeaddrinfo(res);
     if (u->sock == NULL) {
+        u->attempt++;
         upstream_fail(u, strerror(errno));
         return;
     }
     u->sock->data = u;
     u->state = UP_CONNECTING;
+}
+
+static void on_lookup_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    for (h2o_linklist_t *m = messages->next; m != messages; m = m->next)
+        relay.lookups_out--;
+    h2o_hostinfo_getaddr_receiver(receiver, messages);
+}
+
+static void upstream_connect(struct upstream *u)
+{
+    const char *host = u->url->host, *port = u->url->port;
+    u->state = UP_RESOLVING;
+    relay.lookups_out++;
+    u->lookup = h2o_hostinfo_getaddr(&relay.lookup_receiver, h2o_iovec_init(host, strlen(host)), h2o_iovec_init(port, strlen(port)),
+                                     AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_NUMERICSERV, on_resolved, u);
 }
 
 /* ---- sessions ---- */
@@ -1079,6 +1106,8 @@ static void on_wake(h2o_socket_t *sock, const char *err)
 static void *relay_main(void *arg)
 {
     relay.loop = h2o_evloop_create();
+    relay.lookups = h2o_multithread_create_queue(relay.loop);
+    h2o_multithread_register_receiver(relay.lookups, &relay.lookup_receiver, on_lookup_answers);
     h2o_linklist_init_anchor(&relay.clients);
     relay.listener = h2o_evloop_socket_create(relay.loop, relay.listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(relay.listener, on_accept);
@@ -1091,6 +1120,17 @@ static void *relay_main(void *arg)
     h2o_socket_close(relay.listener);
     h2o_socket_close(relay.waker); /* closes wake[0] */
     relay.wake[0] = -1;
+    /* the lookup thread answers even cancelled lookups: wait for those answers (a while)
+     * before the queue goes; a lookup still hanging then keeps the queue (the process ends) */
+    for (int i = 0; i < 200 && relay.lookups_out > 0; i++)
+        h2o_evloop_run(relay.loop, 10);
+    if (relay.lookups_out == 0) {
+        h2o_multithread_unregister_receiver(relay.lookups, &relay.lookup_receiver);
+        h2o_multithread_destroy_queue(relay.lookups);
+        relay.lookups = NULL;
+    } else {
+        hs_warn(MODULE, "%d upstream name lookups still running at shutdown", relay.lookups_out);
+    }
     h2o_evloop_run(relay.loop, 0);
     hs_timer_dispose_all(relay.loop);
     return NULL;
