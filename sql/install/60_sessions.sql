@@ -48,10 +48,13 @@ CREATE INDEX session_events_session_time ON herald.session_events (session_id, e
 
 -- from_unix_ms converts Unix milliseconds to a timestamp, exactly. (to_timestamp(ms /
 -- 1000.0) is not exact: a double holds seconds of year 9999 only to about 30 microseconds.
--- Whole seconds, and the milliseconds as an interval, both convert without rounding.)
+-- Whole seconds, and the milliseconds as an interval, both convert without rounding.) The
+-- milliseconds are added in UTC: timestamp + interval is immutable where timestamptz +
+-- interval is only stable (it depends on TimeZone for days and months), so the function is
+-- truly immutable and the planner can inline it.
 CREATE FUNCTION herald.from_unix_ms(ms bigint) RETURNS timestamptz
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN to_timestamp(ms / 1000) + (ms % 1000) * interval '1 millisecond';
+	RETURN ((to_timestamp(ms / 1000) AT TIME ZONE 'UTC') + (ms % 1000) * interval '1 millisecond') AT TIME ZONE 'UTC';
 
 -- unix_ms converts a timestamp to Unix milliseconds (sub-millisecond parts truncated).
 CREATE FUNCTION herald.unix_ms(ts timestamptz) RETURNS bigint
