@@ -8,9 +8,13 @@
 # =post uses POST /v2/message instead), nchan with POST /pub/<channel> (which answers only
 # once every subscriber has been written). Subscribers: GET /v2/sse?username=<name> and
 # GET /sub/<channel> (eventsource).
-# Broadcasts (bcast*) publish over HTTP on both sides: herald with POST /v2/message
-# (BENCH_BCAST_PUBLISH=sql: herald.send instead), whose sidecar fans the message out as soon as
-# the send has committed. "As fast as it goes" is flow-controlled on both sides: nchan's
+# Broadcasts (bcast*) publish the same way: herald with herald.send in autocommit, its primary
+# path (a committed row in the database, announced by the doorbell, fanned out by the sidecar;
+# the latency again includes the commit), nchan with POST. BENCH_BCAST_PUBLISH=post publishes
+# herald's broadcasts over HTTP too, with POST /v2/message, whose sidecar fans the message out
+# as soon as the send has committed: on 2 cores both busy with the fan-out, that extra hop
+# through the sidecar's loop caps one serial publisher at 1 000 subscribers near 2x nchan's
+# rate (README, Performance). "As fast as it goes" is flow-controlled on both sides: nchan's
 # publish answers only after its fan-out; herald's answers after the commit, so its publisher
 # uses the load tool's window instead (--window BENCH_BCAST_WINDOW: message k is published
 # once message k-W has reached every subscriber). "@no-window" is herald flooded without it.
@@ -22,7 +26,8 @@
 #   (bcast*: herald also without the window, "@no-window": a flood that builds a backlog)
 #   (bcast*: then herald again at the publish rate nchan reached: same offered load, "@nchan-rate",
 #    and at twice that rate, "@2x-nchan-rate": at least twice nchan's deliveries/s (the rate is
-#    rounded up), compare the p99 — the issue's target, checked and printed as a verdict)
+#    rounded up), compare the p99 — the issue's target, checked and printed as a verdict; the
+#    windowed run measures how far past 2x herald goes, and what that costs in p99)
 #   (bcast*: the windowed herald run, the nchan run and the @2x-nchan-rate run are repeated
 #    BENCH_REPEAT times (default 3) and reported as medians, each column on its own: one run of
 #    either server moves by ±30 % on this machine; the other runs are single)
@@ -39,7 +44,7 @@ BCAST10K_MSGS="${BENCH_BCAST10K_MSGS:-100}"
 NCHAN_PORT="${HERALD_NCHAN_PORT:-$((PORT + 7))}"
 RUN="r$$"
 HERALD_PUBLISH="${BENCH_HERALD_PUBLISH:-sql}"
-BCAST_PUBLISH="${BENCH_BCAST_PUBLISH:-post}"
+BCAST_PUBLISH="${BENCH_BCAST_PUBLISH:-sql}"
 BCAST_WINDOW="${BENCH_BCAST_WINDOW:-4}"
 REPEAT="${BENCH_REPEAT:-3}"
 
@@ -229,7 +234,7 @@ END {
     if (s == "idle") { printf "  %-9s memory per connection %s (lower is better)\n", s, ratio(R(s, "herald", "bytes_per_conn"), R(s, "nchan", "bytes_per_conn")); continue }
     d = ratio(R(s, "herald", "deliveries_per_s"), R(s, "nchan", "deliveries_per_s")); p = ratio(R(s, "herald", "p99_us"), R(s, "nchan", "p99_us"))
     printf "  %-9s deliveries/s %s (higher is better), p99 %s (lower is better)\n", s, d, p
-    if (s ~ /^bcast/) wv[s] = sprintf("flow-controlled (window) %s× / %s× (%s)", d, p, verdict(d, p)) }
+    if (s ~ /^bcast/) wv[s] = sprintf("as fast as the windowed publisher goes: %s× its deliveries/s at %s× its p99", d, p) }
   for (i = 1; i <= n; i++) { s = order[i]
     if (s in tv) printf "target %s (at least 2x nchan'"'"'s deliveries/s with a lower p99): %s; %s\n", s, tv[s], wv[s] }
 }' "$RESULTS"
