@@ -78,3 +78,16 @@ for mode in on off; do
 	printf 'transitions: synchronous_commit=%-3s plain UPDATE %6d tps  herald.transition %6d tps  ratio %s (%s the 0.75 target); doorbell sent by the transaction itself %6d tps (%s); without the doorbell %6d tps (%s)\n' \
 		"$mode" "$p" "$t" "$(ratio "$t" "$p")" "$verdict" "$d" "$(ratio "$d" "$p")" "$n" "$(ratio "$n" "$p")"
 done
+# What each transaction writes to the WAL (full-page images included, as they come with the
+# cluster's checkpoints): one more run of each, the WAL insert position before and after.
+unset PGOPTIONS
+wal_per_txn() {
+	local before after n
+	before="$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c 'select pg_current_wal_insert_lsn()')"
+	n="$("$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>/dev/null |
+		awk '/^number of transactions actually processed:/ { print $NF }')"
+	after="$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c 'select pg_current_wal_insert_lsn()')"
+	"$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select round(pg_wal_lsn_diff('$after', '$before') / greatest($n, 1))"
+}
+echo "transitions: WAL per transaction: plain UPDATE $(wal_per_txn "$tmp/plain.sql") bytes, herald.transition $(wal_per_txn "$tmp/transition.sql") bytes"
+
