@@ -117,6 +117,13 @@ struct item {
 
 struct session;
 
+/* A name lookup in flight. Every lookup handed to h2o's thread is answered exactly once (so the
+ * relay can count them before it shuts down); one whose upstream went away meanwhile is
+ * answered to nobody (u == NULL). */
+struct lookup {
+    struct upstream *u;
+};
+
 enum upstream_state { UP_IDLE, UP_RESOLVING, UP_CONNECTING, UP_HEAD, UP_BODY };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 
@@ -125,7 +132,7 @@ struct upstream {
     uint32_t index;
     const struct upstream_url *url;
     h2o_socket_t *sock;
-    h2o_hostinfo_getaddr_req_t *lookup; /* the name lookup in flight (UP_RESOLVING) */
+    struct lookup *lookup; /* the name lookup in flight (UP_RESOLVING) */
     int state, reading, chunked, cstate;
     uint64_t cremain;
     hs_strbuf_t req, cline;
@@ -184,7 +191,7 @@ static struct {
      * queue of the relay's loop, so a slow DNS never stalls the loop */
     h2o_multithread_queue_t *lookups;
     h2o_multithread_receiver_t lookup_receiver;
-    int lookups_out; /* lookups dispatched whose answer has not come back (cancelled ones too) */
+    int lookups_out; /* lookups dispatched whose answer has not come back (abandoned ones too) */
     h2o_linklist_t clients;
     struct upstream_url *urls;
     size_t nurls;
@@ -588,7 +595,7 @@ static void upstream_connect(struct upstream *u);
 static void upstream_close_sock(struct upstream *u)
 {
     if (u->lookup != NULL) {
-        h2o_hostinfo_getaddr_cancel(u->lookup); /* its answer still comes back, without a callback */
+        u->lookup->u = NULL; /* abandoned: its answer still comes back, to nobody */
         u->lookup = NULL;
     }
     if (u->sock != NULL) {
@@ -855,7 +862,12 @@ static void on_upstream_connect(h2o_socket_t *sock, const char *err)
  * address for the following attempt. h2o frees res after this returns. */
 static void on_resolved(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
 {
-    struct upstream *u = data;
+    struct lookup *l = data;
+    struct upstream *u = l->u;
+    relay.lookups_out--;
+    free(l);
+    if (u == NULL)
+        return;
     u->lookup = NULL;
     if (errstr != NULL || res == NULL) {
         upstream_fail(u, errstr != NULL ? errstr : "no address");
@@ -878,20 +890,18 @@ static void on_resolved(h2o_hostinfo_getaddr_req_t *req, const char *errstr, str
     u->state = UP_CONNECTING;
 }
 
-static void on_lookup_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
-{
-    for (h2o_linklist_t *m = messages->next; m != messages; m = m->next)
-        relay.lookups_out--;
-    h2o_hostinfo_getaddr_receiver(receiver, messages);
-}
-
 static void upstream_connect(struct upstream *u)
 {
     const char *host = u->url->host, *port = u->url->port;
+    struct lookup *l = malloc(sizeof(*l));
+    if (l == NULL)
+        abort();
+    l->u = u;
+    u->lookup = l;
     u->state = UP_RESOLVING;
     relay.lookups_out++;
-    u->lookup = h2o_hostinfo_getaddr(&relay.lookup_receiver, h2o_iovec_init(host, strlen(host)), h2o_iovec_init(port, strlen(port)),
-                                     AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_NUMERICSERV, on_resolved, u);
+    h2o_hostinfo_getaddr(&relay.lookup_receiver, h2o_iovec_init(host, strlen(host)), h2o_iovec_init(port, strlen(port)), AF_UNSPEC,
+                         SOCK_STREAM, IPPROTO_TCP, AI_NUMERICSERV, on_resolved, l);
 }
 
 /* ---- sessions ---- */
@@ -1107,7 +1117,7 @@ static void *relay_main(void *arg)
 {
     relay.loop = h2o_evloop_create();
     relay.lookups = h2o_multithread_create_queue(relay.loop);
-    h2o_multithread_register_receiver(relay.lookups, &relay.lookup_receiver, on_lookup_answers);
+    h2o_multithread_register_receiver(relay.lookups, &relay.lookup_receiver, h2o_hostinfo_getaddr_receiver);
     h2o_linklist_init_anchor(&relay.clients);
     relay.listener = h2o_evloop_socket_create(relay.loop, relay.listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(relay.listener, on_accept);
@@ -1120,8 +1130,8 @@ static void *relay_main(void *arg)
     h2o_socket_close(relay.listener);
     h2o_socket_close(relay.waker); /* closes wake[0] */
     relay.wake[0] = -1;
-    /* the lookup thread answers even cancelled lookups: wait for those answers (a while)
-     * before the queue goes; a lookup still hanging then keeps the queue (the process ends) */
+    /* every lookup is answered, abandoned ones too: wait for those answers (a while) before
+     * the queue goes; a lookup still hanging then keeps the queue (the process ends) */
     for (int i = 0; i < 200 && relay.lookups_out > 0; i++)
         h2o_evloop_run(relay.loop, 10);
     if (relay.lookups_out == 0) {
