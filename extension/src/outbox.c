@@ -77,6 +77,7 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	Datum	   *values;
 	bool	   *nulls;
 	int64		seq;
+	int			att_last;
 	AclResult	aclresult;
 
 	/* the outbox's CHECK on kind (its row is written without the executor) */
@@ -97,9 +98,9 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	CommandCounterIncrement();
 
 	herald_table_open(&streams, "streams");
+	att_last = herald_table_attnum(&streams, "last_seq");
 	for (;;)
 	{
-		int			att_last = herald_table_attnum(&streams, "last_seq");
 		HeapTuple	old;
 		Datum		value;
 		bool		isnull;

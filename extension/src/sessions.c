@@ -98,7 +98,6 @@ typedef struct NameSlot
 	const char *name;			/* NULL: free */
 	int			len;
 	int16		id;				/* event_name_id, once looked up */
-	bool		found;
 } NameSlot;
 
 /* What storing one batch produced. */
@@ -164,7 +163,8 @@ prepare_plans(void)
 		"INSERT INTO herald.session_events (event_id, event_timestamp, event_name_id, session_id)"
 		" SELECT u.id, u.ts, u.name_id, $4 FROM unnest($1, $2, $3) AS u(id, ts, name_id)", 4, events_args);
 	reference_plan = prepare_kept(
-		"SELECT r.answer::text, r.stream_rows FROM herald.store_session_batch($1, $2) r", 2, reference_args);
+		"SELECT r.answer::text, r.stream_rows, r.answer ->> 'message' = 'bye', (r.answer ->> 'stored')::integer"
+		" FROM herald.store_session_batch($1, $2) r", 2, reference_args);
 	send_batch_plan = prepare_kept(
 		"SELECT herald.send_batch('database_events', $1)", 1, send_args);
 }
@@ -405,10 +405,19 @@ timestamptz_to_ms(TimestampTz ts)
 	return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
 }
 
-static uint32
-name_hash(const char *s, int len)
+/*
+ * name_slot returns the slot of name s in the table slots (nslots, a power of
+ * two): the one holding it, or the free one where it belongs.
+ */
+static int
+name_slot(NameSlot *slots, int nslots, const char *s, int len)
 {
-	return hash_bytes((const unsigned char *) s, len);
+	int			h = hash_bytes((const unsigned char *) s, len) & (nslots - 1);
+
+	while (slots[h].name != NULL &&
+		   !(slots[h].len == len && memcmp(slots[h].name, s, len) == 0))
+		h = (h + 1) & (nslots - 1);
+	return h;
 }
 
 /*
@@ -469,28 +478,32 @@ events_direct_ok(Relation rel)
 }
 
 /*
- * insert_events_direct inserts n events of session sid (see above; the
- * caller checked events_direct_ok and holds the locks).
+ * insert_events_direct inserts n events of session sid into the table relid
+ * (see above; the caller checked events_direct_ok and holds the locks: the
+ * table's lock too, taken by events_direct).
  */
 static void
-insert_events_direct(Relation rel, int n, Datum *ids, Datum *tss, Datum *name_ids, Datum sid)
+insert_events_direct(Oid relid, int n, Datum *ids, Datum *tss, Datum *name_ids, Datum sid)
 {
 	EState	   *estate = CreateExecutorState();
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * n);
 	CommandId	cid = GetCurrentCommandId(true);
-	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	rel;
+	TupleDesc	desc;
 
-	if (desc->natts != 4)
-		elog(ERROR, "herald.session_events has %d columns, expected 4", desc->natts);
 	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(rel);
-	rte->relkind = rel->rd_rel->relkind;
+	rte->relid = relid;
+	rte->relkind = RELKIND_RELATION;	/* events_direct_ok checked it */
 	rte->rellockmode = RowExclusiveLock;
 	rte->requiredPerms = ACL_INSERT;
 	ExecInitRangeTable(estate, list_make1(rte));
-	ExecInitResultRelation(estate, rri, 1);
+	ExecInitResultRelation(estate, rri, 1);	/* opens the table */
+	rel = rri->ri_RelationDesc;
+	desc = RelationGetDescr(rel);
+	if (desc->natts != 4)
+		elog(ERROR, "herald.session_events has %d columns, expected 4", desc->natts);
 	ExecOpenIndices(rri, false);
 	for (int k = 0; k < rri->ri_NumIndices; k++)
 		if (!rri->ri_IndexRelationDescs[k]->rd_index->indimmediate)
@@ -546,12 +559,10 @@ store_reference(Datum sid, text *batch, bool sid_null, BatchResult *r)
 		elog(ERROR, "herald.store_session_batch failed: %s", SPI_result_code_string(rc));
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	r->answer = isnull ? pstrdup("null") : TextDatumGetCString(d);
-	r->ended = strstr(r->answer, "\"message\":\"bye\"") != NULL;
-	{
-		const char *st = strstr(r->answer, "\"stored\":");
-
-		r->stored = st ? atoi(st + 9) : 0;
-	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	r->ended = !isnull && DatumGetBool(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	r->stored = isnull ? 0 : DatumGetInt32(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	r->nrows = 0;
 	r->rows = NULL;
@@ -572,7 +583,6 @@ store_reference(Datum sid, text *batch, bool sid_null, BatchResult *r)
 static void
 store_batch(Datum sid, bool sid_null, text *batch, Oid seq_oid, Oid events_oid, bool direct, BatchResult *r)
 {
-	Relation	events_rel = NULL;
 	char	   *sid_text;
 	SessionEntry *entries;
 	int			n;
@@ -658,21 +668,18 @@ store_batch(Datum sid, bool sid_null, text *batch, Oid seq_oid, Oid events_oid, 
 		for (int i = 0; i < n; i++)
 		{
 			SessionEntry *e = &entries[i];
-			uint32		h;
+			int			h;
 
 			if (e->type != ENTRY_EVENT)
 				continue;
-			h = name_hash(e->name, e->name_len) & (nslots - 1);
-			while (slots[h].name != NULL &&
-				   !(slots[h].len == e->name_len && memcmp(slots[h].name, e->name, e->name_len) == 0))
-				h = (h + 1) & (nslots - 1);
+			h = name_slot(slots, nslots, e->name, e->name_len);
 			if (slots[h].name == NULL)
 			{
 				slots[h].name = e->name;
 				slots[h].len = e->name_len;
 				names[ndistinct++] = PointerGetDatum(cstring_to_text_with_len(e->name, e->name_len));
 			}
-			e->name_slot = (int) h;
+			e->name_slot = h;
 		}
 		arr = construct_array(names, ndistinct, TEXTOID, -1, false, TYPALIGN_INT);
 		values[0] = PointerGetDatum(arr);
@@ -689,17 +696,11 @@ store_batch(Datum sid, bool sid_null, text *batch, Oid seq_oid, Oid events_oid, 
 			bool		isnull;
 			text	   *t = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
 			int16		id = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 2, &isnull));
-			const char *s = VARDATA_ANY(t);
-			int			len = VARSIZE_ANY_EXHDR(t);
-			uint32		h = name_hash(s, len) & (nslots - 1);
+			int			h = name_slot(slots, nslots, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 
-			while (slots[h].name != NULL &&
-				   !(slots[h].len == len && memcmp(slots[h].name, s, len) == 0))
-				h = (h + 1) & (nslots - 1);
 			if (slots[h].name == NULL)
 				elog(ERROR, "event name lookup returned a name that was not asked for");
 			slots[h].id = id;
-			slots[h].found = true;
 		}
 	}
 
@@ -746,8 +747,6 @@ store_batch(Datum sid, bool sid_null, text *batch, Oid seq_oid, Oid events_oid, 
 		Datum	   *name_ids = palloc(sizeof(Datum) * nevents);
 		int			k = 0;
 
-		if (direct)
-			events_rel = table_open(events_oid, RowExclusiveLock);
 		for (int i = 0; i < n; i++)
 		{
 			SessionEntry *e = &entries[i];
@@ -767,20 +766,18 @@ store_batch(Datum sid, bool sid_null, text *batch, Oid seq_oid, Oid events_oid, 
 			appendStringInfoChar(&buf, '}');
 			r->rows[r->nrows++] = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
 		}
-		if (events_rel != NULL)
-			insert_events_direct(events_rel, nevents, ids, tss, name_ids, sid);
+		if (direct)
+			insert_events_direct(events_oid, nevents, ids, tss, name_ids, sid);
 		else
 		{
-		values[0] = PointerGetDatum(construct_array(ids, nevents, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[1] = PointerGetDatum(construct_array(tss, nevents, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[2] = PointerGetDatum(construct_array(name_ids, nevents, INT2OID, 2, true, TYPALIGN_SHORT));
-		values[3] = sid;
-		rc = SPI_execute_plan(insert_events_plan, values, NULL, false, 0);
-		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) nevents)
-			elog(ERROR, "storing the events failed: %s", SPI_result_code_string(rc));
+			values[0] = PointerGetDatum(construct_array(ids, nevents, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			values[1] = PointerGetDatum(construct_array(tss, nevents, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			values[2] = PointerGetDatum(construct_array(name_ids, nevents, INT2OID, 2, true, TYPALIGN_SHORT));
+			values[3] = sid;
+			rc = SPI_execute_plan(insert_events_plan, values, NULL, false, 0);
+			if (rc != SPI_OK_INSERT || SPI_processed != (uint64) nevents)
+				elog(ERROR, "storing the events failed: %s", SPI_result_code_string(rc));
 		}
-		if (events_rel != NULL)
-			table_close(events_rel, NoLock);
 	}
 	if (has_end)
 	{
@@ -887,9 +884,8 @@ herald_ingest_session_batch(PG_FUNCTION_ARGS)
 				PG_ARGISNULL(0) || PG_ARGISNULL(1) ? InvalidOid : event_id_sequence(),
 				events_oid, direct, &r);
 	send_rows(r.rows, r.nrows);
-	answer = (text *) MemoryContextAlloc(cxt, VARHDRSZ + strlen(r.answer));
-	SET_VARSIZE(answer, VARHDRSZ + strlen(r.answer));
-	memcpy(VARDATA(answer), r.answer, strlen(r.answer));
+	MemoryContextSwitchTo(cxt);
+	answer = cstring_to_text(r.answer);
 	SPI_finish();
 	PG_RETURN_TEXT_P(answer);
 }

@@ -446,6 +446,7 @@ herald_transition(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	int			att_status;
+	int			att_version;
 	int32		version;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum		result;
@@ -481,6 +482,10 @@ herald_transition(PG_FUNCTION_ARGS)
 	/* see this transaction's earlier changes, e.g. of this report */
 	CommandCounterIncrement();
 	att_status = report_attnum(tupdesc, "status");
+	att_version = report_attnum(tupdesc, "version");
+	cols[0] = att_status;
+	cols[1] = att_version;
+	cols[2] = report_attnum(tupdesc, "updated_at");
 	for (;;)
 	{
 		if (!herald_table_fetch_row(&reports, id))
@@ -501,13 +506,10 @@ herald_transition(PG_FUNCTION_ARGS)
 			report_check_transition(id, from, to);
 		}
 
-		d = heap_getattr(oldtuple, report_attnum(tupdesc, "version"), tupdesc, &isnull);
+		d = heap_getattr(oldtuple, att_version, tupdesc, &isnull);
 		version = (isnull ? 0 : DatumGetInt32(d)) + 1;
-		cols[0] = att_status;
 		values[0] = ObjectIdGetDatum(report_status_oid(TupleDescAttr(tupdesc, att_status - 1)->atttypid, to));
-		cols[1] = report_attnum(tupdesc, "version");
 		values[1] = Int32GetDatum(version);
-		cols[2] = report_attnum(tupdesc, "updated_at");
 		values[2] = TimestampTzGetDatum(now);
 		newtuple = heap_modify_tuple_by_cols(oldtuple, tupdesc, 3, cols, values, nulls);
 		if (herald_table_update(&reports, newtuple))

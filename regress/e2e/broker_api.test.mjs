@@ -4,9 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { BASE, HOST, PORT, ROOT, sql, closePool } from './lib/env.mjs';
+import { BASE, HOST, PORT, sql, closePool, spawnSidecar, sidecarReady } from './lib/env.mjs';
 import { SSEStream } from './lib/sse.mjs';
 import { request, newUser, uniq, signJwt, nowSec } from './lib/broker.mjs';
 
@@ -17,31 +15,6 @@ const SECRET = process.env.SECRET;
 const ORIGIN = (process.env.ORIGIN || 'http://allowed.example').split(',')[0].trim();
 
 /** assertError checks the status and that the body is {"error": "<text>"} matching re. */
-// spawnSidecar starts a second sidecar (same database, no follower maze or relay) on port with
-// extra environment; child.output collects what it prints, child.exited resolves to its exit code.
-function spawnSidecar(port, env) {
-  const bin = process.env.HERALD_SIDECAR_BIN || path.join(ROOT, 'sidecar/build/herald-sidecar');
-  const child = spawn(bin, [], {
-    env: { ...process.env, PORT: String(port), HERALD_FOLLOWERMAZE: '0', HERALD_RELAY: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.output = '';
-  child.stdout.on('data', (d) => { child.output += d; });
-  child.stderr.on('data', (d) => { child.output += d; });
-  child.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  return child;
-}
-
-// healthy waits (up to 10 s) until the sidecar spawned on port answers /healthcheck; its base URL.
-async function healthy(port, child) {
-  const base = `http://${HOST}:${port}`;
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/healthcheck`)).ok) return base; } catch { /* not yet */ }
-    assert.ok(i < 200, `the sidecar on port ${port} did not start: ${child.output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function assertError(res, status, re) {
   assert.equal(res.status, status, `expected ${status}, got ${res.status} ${res.text}`);
   assert.match(res.headers.get('content-type') || '', /application\/json/);
@@ -239,8 +212,11 @@ test('SECRET: required off loopback; on loopback a random per-start key, logged'
 
   // Loopback without SECRET: starts with a random key and logs it.
   const loop = run({ HOST: HOST, SECRET: '' });
-  t.after(() => loop.kill('SIGTERM'));
-  const base = await healthy(port, loop);
+  t.after(async () => {
+    await loop.stop();
+    assert.doesNotMatch(loop.output, /AddressSanitizer|runtime error:/, 'sanitizer errors in the loopback sidecar');
+  });
+  const base = await sidecarReady(port, loop);
   assert.match(loop.output, /random per-start key/);
   const u = await newUser('randomkey'); // through the main sidecar (SECRET)
   const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: u.username, password: u.password }) });
@@ -256,8 +232,11 @@ test('SECRET: required off loopback; on loopback a random per-start key, logged'
 test('auth on: per-user streams accept a /login token by user id (sub) or username (name claim)', async (t) => {
   const port = PORT + 9;
   const child = spawnSidecar(port, { HERALD_AUTH: 'on' });
-  t.after(() => child.kill('SIGTERM'));
-  const base = await healthy(port, child);
+  t.after(async () => {
+    await child.stop();
+    assert.doesNotMatch(child.output, /AddressSanitizer|runtime error:/, 'sanitizer errors in the auth-on sidecar');
+  });
+  const base = await sidecarReady(port, child);
   const u = await newUser('streamauth'); // token signed with the shared SECRET
   const claims = JSON.parse(Buffer.from(u.jwt.split('.')[1], 'base64url').toString());
   assert.equal(claims.name, u.username, 'the token names the user');

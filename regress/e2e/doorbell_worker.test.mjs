@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { sql, client, closePool, waitFor } from './lib/env.mjs';
+import { sql, client, closePool, sleep, waitFor } from './lib/env.mjs';
 
 const tag = `dbw:${crypto.randomUUID().slice(0, 8)}`;
 let listener;
@@ -68,7 +68,7 @@ test('concurrent senders to one stream: every doorbell, in seq order, after comm
   await Promise.all(writers.map((w) => w.end()));
   const n = sent.size;
   await waitFor(() => doorbells(stream).length >= n, { timeout: 10000, what: `${n} doorbells` });
-  await new Promise((r) => setTimeout(r, 200)); // nothing more may come (no duplicate, no rolled-back one)
+  await sleep(200); // nothing more may come (no duplicate, no rolled-back one)
   const bells = doorbells(stream);
   assert.equal(bells.length, n, 'one doorbell per committed transaction');
   for (let i = 0; i < bells.length; i++) {
@@ -106,7 +106,7 @@ test('many streams and multi-stream transactions: one doorbell per stream per tr
   const total = [...expected.values()].reduce((s, l) => s + l.length, 0);
   const mine = () => got.filter((d) => /:(s|t)\d+$/.test(d.stream)).length;
   await waitFor(() => mine() >= total, { timeout: 10000, what: `${total} doorbells` });
-  await new Promise((r) => setTimeout(r, 200)); // nothing more may come
+  await sleep(200); // nothing more may come
   assert.equal(mine(), total, 'exactly one doorbell per stream per committed transaction');
   for (const [stream, list] of expected) {
     list.sort((x, y) => x.seq - y.seq);
@@ -141,7 +141,7 @@ test('a large message is announced without data; a savepoint rollback is forgott
   const [big, small] = doorbells(stream);
   assert.deepEqual({ seq: big.seq, count: big.count, data: big.data }, { seq: 1, count: 1, data: undefined });
   assert.deepEqual({ seq: small.seq, data: small.data }, { seq: 2, data: 'kept' });
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   assert.equal(doorbells(stream).length, 2, 'one doorbell per transaction, no more');
   assert.equal(doorbells(`${tag}:sp`).length, 0, 'nothing for a rolled-back savepoint');
 });
@@ -156,7 +156,7 @@ test('herald.doorbell_via_worker = off: the transaction rings its doorbell itsel
   await w.query('SELECT herald.send($1, $2)', [stream, 'via worker']);
   await w.end();
   await waitFor(() => doorbells(stream).length >= 2, { what: 'two doorbells' });
-  await new Promise((r) => setTimeout(r, 200)); // the direct one must not be rung again by the worker
+  await sleep(200); // the direct one must not be rung again by the worker
   assert.equal(doorbells(stream).length, 2, 'one doorbell per transaction, no more');
   const [a, b] = doorbells(stream);
   assert.deepEqual({ seq: a.seq, data: a.data, pid: a.pid }, { seq: 1, data: 'direct', pid });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { BASE, HOST, PORT, ROOT, sql, closePool } from './lib/env.mjs';
+import { BASE, HOST, PORT, ROOT, sql, closePool, spawnSidecar, sidecarReady } from './lib/env.mjs';
 import { SSEStream } from './lib/sse.mjs';
 
 after(closePool);
@@ -349,24 +349,11 @@ test('update_report_status.sh changes a report, and fails with the server\'s mes
 
 test('with auth required, every /v4 route needs a token of that very user (401 otherwise)', async (t) => {
   // A second sidecar of our own, same database, auth switched on (as off a loopback bind).
-  const { spawn } = await import('node:child_process');
   const { createHmac } = await import('node:crypto');
   const port = PORT + 9, secret = 'reports-api-test-secret-0123456789abcdef';
-  const bin = process.env.HERALD_SIDECAR_BIN || path.join(ROOT, 'sidecar/build/herald-sidecar');
-  const { openSync, readFileSync } = await import('node:fs');
-  const log = path.join(process.env.HERALD_INSTANCE_DIR || '/tmp', 'sidecar-reports-auth.log');
-  const child = spawn(bin, [], {
-    env: { ...process.env, PORT: String(port), HERALD_AUTH: 'on', SECRET: secret, HERALD_FOLLOWERMAZE: '0', HERALD_RELAY: '0' },
-    stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')],
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  t.after(() => { child.kill('SIGTERM'); return exited; });
-  const base = `http://${HOST}:${port}`;
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/healthcheck`)).ok) break; } catch { /* not yet */ }
-    assert.ok(i < 200, 'the auth sidecar did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const child = spawnSidecar(port, { HERALD_AUTH: 'on', SECRET: secret });
+  t.after(() => child.stop());
+  const base = await sidecarReady(port, child);
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const jwt = (sub) => {
     const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 600 })}`;
@@ -403,7 +390,6 @@ test('with auth required, every /v4 route needs a token of that very user (401 o
   assert.equal(noToken.code, 1);
   assert.match(noToken.stderr, /401/);
   s.close();
-  child.kill('SIGTERM');
-  await exited;
-  assert.doesNotMatch(readFileSync(log, 'utf8'), /AddressSanitizer|runtime error:/, `sanitizer errors in ${log}`);
+  await child.stop();
+  assert.doesNotMatch(child.output, /AddressSanitizer|runtime error:/, 'sanitizer errors in the auth sidecar');
 });

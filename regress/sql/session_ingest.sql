@@ -215,6 +215,12 @@ WHERE s.session_id = '99999999-9999-9999-9999-999999999999';
 DROP TRIGGER note_event ON herald.session_events;
 DROP FUNCTION note_event();
 DROP TABLE seen_events;
+-- The direct path makes the events' index entries itself: every row of the table (most
+-- stored by it above) must be in both indexes (amcheck's heapallindexed check).
+CREATE EXTENSION amcheck;
+SELECT bt_index_check('herald.session_events_pkey', true) AS pkey,
+	bt_index_check('herald.session_events_session_time', true) AS session_time;
+DROP EXTENSION amcheck;
 
 DROP FUNCTION same_as_reference(text[]);
 DROP FUNCTION try_ingest(uuid, text);

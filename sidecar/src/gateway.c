@@ -71,7 +71,7 @@ static int user_sse(h2o_req_t *req)
     if (hs_auth_require_user(req, user) != 0)
         return 0;
     hs_sse_options_t opts = {0};
-    opts.stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
+    opts.stream = hs_user_stream(&req->pool, user);
     opts.last_event_id = last;
     hs_sse_start(req, &opts);
     return 0;
@@ -117,7 +117,7 @@ static int user_message(h2o_req_t *req)
     }
     user_message_t *m = h2o_mem_alloc_pool(&req->pool, sizeof(*m));
     m->req = req;
-    m->stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
+    m->stream = hs_user_stream(&req->pool, user);
     m->body = body;
     m->len = len;
     const char *values[2] = {m->stream, body};

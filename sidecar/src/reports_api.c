@@ -28,6 +28,7 @@
 #include "modules.h"
 #include "pg_async.h"
 #include "sse.h"
+#include "subscribers.h"
 
 #define MODULE "reports"
 
@@ -124,7 +125,7 @@ static int on_sse(h2o_handler_t *self, h2o_req_t *req)
     if (user == NULL)
         return 0;
     int64_t last = hs_sse_last_event_id(req);
-    const char *stream = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
+    const char *stream = hs_user_stream(&req->pool, user);
     const char **params = h2o_mem_alloc_pool(&req->pool, sizeof(*params));
     params[0] = user;
     hs_sse_options_t opts = {0};

@@ -19,7 +19,7 @@
  *     pending buffer keeps CHUNK_HEADROOM bytes in front of its frames for the chunk-size
  *     line, so a whole chunk is one contiguous buffer. Once h2o has written the response head
  *     (first proceed), a flush with nothing in flight writes that buffer straight to the
- *     socket with one write(); only what the socket does not take (a full socket buffer: a
+ *     socket with one send(); only what the socket does not take (a full socket buffer: a
  *     slow reader) goes through h2o_send, already framed, and the next flush waits for its
  *     proceed as before. HTTP/2 and HTTP/1.0 streams always go through h2o_send.
  *   - Flushes are taken from a FIFO list in slices of FLUSH_SLICE subscribers; between two

@@ -166,6 +166,11 @@ static void free_msg(hs_stream_msg_t *msg)
     hs_strbuf_free(&msg->frame);
 }
 
+char *hs_user_stream(h2o_mem_pool_t *pool, const char *user)
+{
+    return h2o_concat(pool, h2o_iovec_init(H2O_STRLIT("user:")), h2o_iovec_init(user, strlen(user))).base;
+}
+
 /* ---------------- the stream's own outbox reads ---------------- */
 
 /* row_msg: row i of a herald.replay() result (seq, kind, data) as a message; returns whether it is

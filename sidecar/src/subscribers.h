@@ -74,6 +74,10 @@ void hs_subscriber_detach(hs_subscriber_t *sub);
 /* hs_subscriber_position: the last seq sub received (or its start position). */
 int64_t hs_subscriber_position(hs_subscriber_t *sub);
 
+/* hs_user_stream returns the name of a user's stream, "user:<user>" (as herald.send and the
+ * state machine name it), allocated in pool. */
+char *hs_user_stream(h2o_mem_pool_t *pool, const char *user);
+
 /* hs_streams_doorbell handles one doorbell of channel herald; data NULL: not inline. */
 void hs_streams_doorbell(const char *stream, int64_t seq, const char *kind, const char *data, size_t len);
 /* hs_streams_direct gives a message that is not in the outbox (no seq) to every subscriber of

@@ -31,7 +31,7 @@ CREATE INDEX outbox_created_at_idx ON herald.outbox USING brin (created_at);
 
 -- send appends a message to stream and returns its seq. kind is the SSE event name
 -- ("message" by default; no line breaks; "reset" is what replay uses for its own rows).
--- Written in C (outbox.c: herald_stream_append): the same two writes as send_batch below
+-- Written in C (outbox.c: herald_stream_append): the same two writes as send_many below
 -- (the stream's counter, then the outbox row) without the executor, and the doorbell.
 CREATE FUNCTION herald.send(stream text, data text, kind text DEFAULT 'message') RETURNS bigint
 	LANGUAGE c VOLATILE

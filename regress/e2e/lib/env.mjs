@@ -1,6 +1,6 @@
 // env.mjs: where the system under test is, and how to drive it.
 // The test script (scripts/test.sh) starts PostgreSQL and the sidecar and exports these.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -39,6 +39,36 @@ export function stopPostgres() { script('cluster.sh', 'stop'); }
 export function startPostgres() { script('cluster.sh', 'start'); }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * spawnSidecar starts a second sidecar of the test's own (same database, no follower maze or
+ * relay) on port with extra environment. child.output collects what it prints, child.exited
+ * resolves to its exit code, child.stop() sends SIGTERM and resolves once it has exited.
+ */
+export function spawnSidecar(port, env = {}) {
+  const bin = process.env.HERALD_SIDECAR_BIN || path.join(ROOT, 'sidecar/build/herald-sidecar');
+  const child = spawn(bin, [], {
+    env: { ...process.env, PORT: String(port), HERALD_FOLLOWERMAZE: '0', HERALD_RELAY: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.output = '';
+  child.stdout.on('data', (d) => { child.output += d; });
+  child.stderr.on('data', (d) => { child.output += d; });
+  // 'close': the process has exited and all of its output has been read
+  child.exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  child.stop = () => { child.kill('SIGTERM'); return child.exited; };
+  return child;
+}
+
+/** sidecarReady waits (up to 10 s) until a spawned sidecar answers /healthcheck; its base URL. */
+export async function sidecarReady(port, child) {
+  const base = `http://${HOST}:${port}`;
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${base}/healthcheck`)).ok) return base; } catch { /* not yet */ }
+    if (i >= 200 || child.exitCode !== null || child.signalCode !== null) throw new Error(`the sidecar on port ${port} did not start: ${child.output}`);
+    await sleep(50);
+  }
+}
 
 /** waitFor polls fn until it returns a truthy value or the time runs out. */
 export async function waitFor(fn, { timeout = 5000, interval = 50, what = 'condition' } = {}) {
