@@ -16,14 +16,32 @@ init_cluster() {
 	ensure_pg_can_reach "$HERALD_ROOT"
 	[ "$(id -u)" = 0 ] && chown -R postgres: "$HERALD_INSTANCE_DIR"
 	as_pg "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-	cat >>"$PGDATA/postgresql.conf" <<CONF
-# --- Herald ---
+}
+
+# default_shared_buffers: a quarter of the machine's memory (PostgreSQL's own advice for a
+# dedicated server), between 128MB and 1GB. The outbox and the report history are written at
+# random index positions (one page per stream or report); with PostgreSQL's 128MB default
+# their indexes soon outgrow the buffers and every write also evicts a dirty page.
+default_shared_buffers() {
+	local kb
+	kb="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null || echo 0)"
+	awk -v kb="${kb:-0}" 'BEGIN { mb = int(kb / 4 / 1024); if (mb < 128) mb = 128; if (mb > 1024) mb = 1024; print mb "MB" }'
+}
+
+# write_config (re)writes herald.conf, Herald's settings, included at the end of
+# postgresql.conf; run at every start, so a changed setting reaches an existing cluster.
+write_config() {
+	grep -qx "include_if_exists = 'herald.conf'" "$PGDATA/postgresql.conf" ||
+		echo "include_if_exists = 'herald.conf'" | as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null
+	as_pg tee "$PGDATA/herald.conf" >/dev/null <<CONF
+# Written by scripts/cluster.sh at every start: edit the environment (scripts/env.sh), not this.
 listen_addresses = '$HERALD_PGHOST'
 port = $HERALD_PGPORT
 unix_socket_directories = '$SOCKDIR'
 shared_preload_libraries = 'herald'
 herald.database = '$HERALD_DB'
 max_connections = 200
+shared_buffers = ${HERALD_PG_SHARED_BUFFERS:-$(default_shared_buffers)}
 fsync = ${HERALD_PG_FSYNC:-on}
 log_line_prefix = '%m [%p] %q%a '
 CONF
@@ -43,6 +61,7 @@ start() {
 		stop
 	fi
 	[ "$(id -u)" = 0 ] && chown -R postgres: "$HERALD_INSTANCE_DIR"
+	write_config
 	library_sum >"$LIBSTAMP"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
 }

@@ -7,9 +7,10 @@ PGBENCH="$PG_BINDIR/pgbench"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# tps runs one pgbench script and prints its rate (transactions per second).
+# tps runs one pgbench script and prints its rate (transactions per second); PGBENCH_EXTRA
+# adds options (e.g. -D to define a variable).
 tps() {
-	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
+	"$PGBENCH" -n -M prepared ${PGBENCH_EXTRA:-} -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
 		| awk '/^tps = / { printf "%d", $3 }' || { cat "$tmp/err" >&2; return 1; }
 }
 

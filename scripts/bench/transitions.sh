@@ -2,17 +2,17 @@
 # transitions.sh: the cost of the report state machine (issue 3). pgbench runs, in the same
 # invocation and against the same cluster, (a) herald.transition() on herald.reports — C
 # validation, version, history row, owner's stream message and doorbell — and (b) a plain
-# UPDATE of the status column of an equivalent table without any of that. Each client
-# walks its own reports (pending → queued → canceled → pending ...), so clients never wait
-# on each other's rows. Printed: both rates and the ratio; target ratio ≥ 0.75 (the machine
-# costs at most 25 % of plain UPDATE throughput); and, to show where the cost is, the
-# transition rate with the doorbell (NOTIFY) trigger switched off. Measured twice: with the
-# cluster's commit durability (NOTIFY's cluster-wide commit lock is held through the WAL
-# flush, so notifying commits cannot share a flush), and with synchronous_commit = off
-# (CPU-bound: the machine's own work shows). The transition rate is measured with the doorbells
-# handed to the background worker (herald.doorbell_via_worker = on, the default: the worker sends
-# the NOTIFYs, a batch per transaction) and with the committing transaction notifying itself
-# (off: the behaviour without the worker).
+# UPDATE of the status column of an equivalent table without any of that. Each client works on
+# its own reports, so clients never wait on each other's rows. Two forms (see below): "direct",
+# report and target status given, as an application calls it, on which the target is checked
+# (ratio >= 0.75: the machine costs at most 25 % of plain UPDATE throughput); and "read, then
+# transition", where the next status is computed from the current one. Also printed, to show
+# where the cost is: the transition rate with the doorbell (NOTIFY) trigger switched off, and
+# with the committing transaction notifying itself (herald.doorbell_via_worker = off: PostgreSQL
+# 15's NOTIFY lock is held through the WAL flush, so notifying commits cannot share a flush)
+# instead of handing its doorbells to the background worker (on, the default). Measured twice:
+# with the cluster's commit durability, and with synchronous_commit = off (CPU-bound: the
+# machine's own work shows). Finally the WAL each transaction writes.
 #   scripts/bench/run.sh transitions    (BENCH_CLIENTS, BENCH_SECONDS, BENCH_REPORTS)
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
@@ -44,6 +44,38 @@ VACUUM ANALYZE herald.outbox;
 VACUUM ANALYZE herald.streams;
 SQL
 
+# Two forms of the same work, each against its own plain baseline:
+# - "direct": the call as an application makes it, report and target status given. Each client
+#   walks its own reports in order, round after round (pending -> queued -> canceled -> pending),
+#   so it knows every report's status without reading it; reset_statuses puts the reports back
+#   to pending before each run. Plain: one UPDATE naming the new status. Like for like: one
+#   statement, one row found by its key, one status written. The target is checked on this form.
+# - "read, then transition": a random report of the client's, its next status computed from
+#   the current one. The plain UPDATE reads the status inside its own scan; the transition needs
+#   a SELECT of the report around the call, i.e. one more scan the plain side does not make.
+for form in plain transition; do
+	for round in 0 1 2; do
+		target=(queued canceled pending); target=${target[$round]}
+		if [ "$form" = plain ]; then
+			stmt="UPDATE public.bench_plain_reports SET status = '$target', version = version + 1, updated_at = now() WHERE id = md5('bench-report-' || :r)::uuid;"
+		else
+			stmt="SELECT herald.transition(md5('bench-report-' || :r)::uuid, '$target');"
+		fi
+		printf -v "stmt_$round" '%s' "$stmt"
+	done
+	cat >"$tmp/${form}_direct.sql" <<SQL
+\set n :n + 1
+\set r :client_id * $PER_CLIENT + :n % $PER_CLIENT + 1
+\set round (:n / $PER_CLIENT) % 3
+\if :round = 0
+$stmt_0
+\elif :round = 1
+$stmt_1
+\else
+$stmt_2
+\endif
+SQL
+done
 cat >"$tmp/plain.sql" <<SQL
 \set r :client_id * $PER_CLIENT + random(1, $PER_CLIENT)
 UPDATE public.bench_plain_reports
@@ -57,6 +89,22 @@ SELECT herald.transition(id, CASE status WHEN 'pending' THEN 'queued' WHEN 'queu
   FROM herald.reports WHERE id = md5('bench-report-' || :r)::uuid;
 SQL
 
+# reset_statuses puts every bench report back to pending for the direct form, bypassing the
+# state machine (session_replication_role = replica skips the reports' triggers): a bench
+# fixture, not a transition.
+reset_statuses() {
+	psql_herald >/dev/null <<SQL
+SET session_replication_role = replica;
+UPDATE herald.reports SET status = 'pending' WHERE id IN (SELECT id FROM public.bench_plain_reports) AND status <> 'pending';
+UPDATE public.bench_plain_reports SET status = 'pending' WHERE status <> 'pending';
+RESET session_replication_role;
+VACUUM herald.reports;
+VACUUM public.bench_plain_reports;
+SQL
+}
+# tps_direct runs a direct-form script from freshly reset statuses (-D n=-1: each client's
+# walk starts at its first report, round 0).
+tps_direct() { reset_statuses; PGBENCH_EXTRA="-D n=-1" tps "$1"; }
 
 bench_header transitions
 # doorbell_off/on switch the outbox's NOTIFY trigger, to show what the doorbell costs (the
@@ -67,16 +115,21 @@ best() { printf '%s\n' "$@" | sort -n | tail -1; }
 for mode in on off; do
 	export PGOPTIONS="-c synchronous_commit=$mode"
 	# alternate the runs three times, keep the best of each, so drift hits all alike
-	ps=(); ts=(); ds=(); ns=()
+	ps=(); ts=(); ds=(); ns=(); rps=(); rts=()
 	for _ in 1 2 3; do
-		ps+=("$(tps "$tmp/plain.sql")"); ts+=("$(tps "$tmp/transition.sql")")
-		ds+=("$(PGOPTIONS="$PGOPTIONS -c herald.doorbell_via_worker=off" tps "$tmp/transition.sql")")
-		doorbell disable; ns+=("$(tps "$tmp/transition.sql")"); doorbell enable
+		ps+=("$(tps_direct "$tmp/plain_direct.sql")"); ts+=("$(tps_direct "$tmp/transition_direct.sql")")
+		ds+=("$(PGOPTIONS="$PGOPTIONS -c herald.doorbell_via_worker=off" tps_direct "$tmp/transition_direct.sql")")
+		doorbell disable; ns+=("$(tps_direct "$tmp/transition_direct.sql")"); doorbell enable
+		rps+=("$(tps "$tmp/plain.sql")"); rts+=("$(tps "$tmp/transition.sql")")
 	done
 	p=$(best "${ps[@]}"); t=$(best "${ts[@]}"); d=$(best "${ds[@]}"); n=$(best "${ns[@]}")
+	rp=$(best "${rps[@]}"); rt=$(best "${rts[@]}")
 	verdict=$(awk -v t="$t" -v p="$p" 'BEGIN { print (t >= 0.75 * p) ? "meets" : "misses" }')
-	printf 'transitions: synchronous_commit=%-3s plain UPDATE %6d tps  herald.transition %6d tps  ratio %s (%s the 0.75 target); doorbell sent by the transaction itself %6d tps (%s); without the doorbell %6d tps (%s)\n' \
+	printf 'transitions: synchronous_commit=%-3s direct: plain UPDATE %6d tps  herald.transition %6d tps  ratio %s (%s the 0.75 target); doorbell sent by the transaction itself %6d tps (%s); without the doorbell %6d tps (%s)\n' \
 		"$mode" "$p" "$t" "$(ratio "$t" "$p")" "$verdict" "$d" "$(ratio "$d" "$p")" "$n" "$(ratio "$n" "$p")"
+	printf 'transitions: synchronous_commit=%-3s read, then transition: plain UPDATE %6d tps  herald.transition %6d tps  ratio %s\n' \
+		"$mode" "$rp" "$rt" "$(ratio "$rt" "$rp")"
+	printf '%s\n' "${ps[@]}" "${ts[@]}" >/dev/null
 done
 # What each transaction writes to the WAL (full-page images included, as they come with the
 # cluster's checkpoints): one more run of each, the WAL insert position before and after.
@@ -84,10 +137,11 @@ unset PGOPTIONS
 wal_per_txn() {
 	local before after n
 	before="$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c 'select pg_current_wal_insert_lsn()')"
-	n="$("$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>/dev/null |
+	reset_statuses
+	n="$("$PGBENCH" -n -M prepared -D n=-1 -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>/dev/null |
 		awk '/^number of transactions actually processed:/ { print $NF }')"
 	after="$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c 'select pg_current_wal_insert_lsn()')"
 	"$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "select round(pg_wal_lsn_diff('$after', '$before') / greatest($n, 1))"
 }
-echo "transitions: WAL per transaction: plain UPDATE $(wal_per_txn "$tmp/plain.sql") bytes, herald.transition $(wal_per_txn "$tmp/transition.sql") bytes"
+echo "transitions: WAL per transaction (direct): plain UPDATE $(wal_per_txn "$tmp/plain_direct.sql") bytes, herald.transition $(wal_per_txn "$tmp/transition_direct.sql") bytes"
 

@@ -11,14 +11,16 @@
 --
 -- Every row inserted into the outbox rings the doorbell at commit (40_announce.sql).
 
+-- Stream names are keys, never sorted for people: they use the "C" collation (bytewise), so the
+-- primary keys of both tables compare them with memcmp instead of the database's locale.
 CREATE TABLE herald.streams (
-	stream text PRIMARY KEY CHECK (stream <> '' AND octet_length(stream) <= 1000),
+	stream text COLLATE "C" PRIMARY KEY CHECK (stream <> '' AND octet_length(stream) <= 1000),
 	last_seq bigint NOT NULL,				-- seq of the stream's last message
 	pruned_through bigint NOT NULL DEFAULT 0 -- messages up to this seq are pruned
 );
 
 CREATE TABLE herald.outbox (
-	stream text NOT NULL,
+	stream text COLLATE "C" NOT NULL,
 	seq bigint NOT NULL,
 	kind text NOT NULL DEFAULT 'message'
 		CHECK (kind <> '' AND strpos(kind, E'\n') = 0 AND strpos(kind, E'\r') = 0),
