@@ -145,3 +145,44 @@ wal_per_txn() {
 }
 echo "transitions: WAL per transaction (direct): plain UPDATE $(wal_per_txn "$tmp/plain_direct.sql") bytes, herald.transition $(wal_per_txn "$tmp/transition_direct.sql") bytes"
 
+
+# The cost per transaction without pgbench, the network or other clients: one session runs a
+# procedure that does N transactions of each kind (the direct form's walk, a COMMIT after each),
+# at synchronous_commit = off, so that the time is the backend's own work. Much steadier than
+# the rates above (about ±5 % against ±8 %): the figure to compare when changing the C path.
+psql_herald >/dev/null <<'SQL'
+CREATE OR REPLACE PROCEDURE public.bench_commit_loop(kind text, n int) LANGUAGE plpgsql AS $$
+DECLARE
+	ids uuid[];
+	m int;
+	target text;
+BEGIN
+	SELECT array_agg(id ORDER BY id) INTO ids FROM public.bench_plain_reports;
+	m := cardinality(ids);
+	FOR i IN 0 .. n - 1 LOOP
+		target := (ARRAY['queued', 'canceled', 'pending'])[(i / m) % 3 + 1];
+		IF kind = 'transition' THEN
+			PERFORM herald.transition(ids[i % m + 1], target);
+		ELSE
+			UPDATE public.bench_plain_reports SET status = target::herald.report_status,
+				version = version + 1, updated_at = now() WHERE id = ids[i % m + 1];
+		END IF;
+		COMMIT;
+	END LOOP;
+END
+$$;
+SQL
+# loop_us KIND: microseconds per transaction of one run (3 rounds over every bench report)
+loop_us() {
+	local n ms
+	n="$("$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c 'select 3 * count(*) from public.bench_plain_reports')"
+	reset_statuses
+	ms="$(psql_herald -tA -c "SET synchronous_commit = off" -c '\timing on' -c "CALL public.bench_commit_loop('$1', $n)" |
+		awk '/^Time:/ { print $2 }')"
+	awk -v ms="$ms" -v n="$n" 'BEGIN { printf "%.1f", ms * 1000 / n }'
+}
+lowest() { printf '%s\n' "$@" | sort -g | head -1; }
+lp=(); lt=()
+for _ in 1 2 3; do lp+=("$(loop_us plain)"); lt+=("$(loop_us transition)"); done
+p=$(lowest "${lp[@]}"); t=$(lowest "${lt[@]}")
+echo "transitions: one session, a commit per transaction (synchronous_commit=off, lowest of 3): plain UPDATE $p µs, herald.transition $t µs per transaction ($(awk -v t="$t" -v p="$p" 'BEGIN { printf "%+.1f", t - p }') µs)"
