@@ -7,12 +7,15 @@ PGBENCH="$PG_BINDIR/pgbench"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# tps runs one pgbench script and prints its rate (transactions per second); PGBENCH_EXTRA
-# adds options (e.g. -D to define a variable).
-tps() {
-	"$PGBENCH" -n -M prepared ${PGBENCH_EXTRA:-} -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" \
-		| awk '/^tps = / { printf "%d", $3 }' || { cat "$tmp/err" >&2; return 1; }
+# run_pgbench runs one pgbench script with the bench's settings and prints pgbench's report;
+# PGBENCH_EXTRA adds options (e.g. -D to define a variable).
+run_pgbench() {
+	"$PGBENCH" -n -M prepared ${PGBENCH_EXTRA:-} -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" -f "$1" "$DATABASE_URL" 2>"$tmp/err" ||
+		{ cat "$tmp/err" >&2; return 1; }
 }
+
+# tps runs one pgbench script and prints its rate (transactions per second).
+tps() { run_pgbench "$1" | awk '/^tps = / { printf "%d", $3 }'; }
 
 # ratio A B prints A / B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
