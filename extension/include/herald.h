@@ -26,6 +26,7 @@
 #include "storage/spin.h"
 #include "utils/relcache.h"
 #include "access/htup.h"
+#include "nodes/parsenodes.h"
 
 #define HERALD_VERSION "0.1.0"
 #define HERALD_CHANNEL "herald"
@@ -102,9 +103,9 @@ typedef struct HeraldTable
 	struct TupleTableSlot *newslot; /* the row being written */
 } HeraldTable;
 
-extern void herald_table_open(HeraldTable *t, const char *relname);
+extern void herald_table_open(HeraldTable *t, const char *relname, AclMode mode);
 extern void herald_table_close(HeraldTable *t);
-extern int	herald_table_attnum(HeraldTable *t, const char *name);
+extern int	herald_attnum(Relation rel, const char *name);
 extern bool herald_table_fetch_row(HeraldTable *t, Datum key);
 extern bool herald_table_update(HeraldTable *t, HeapTuple newtuple);
 extern bool herald_table_settle(HeraldTable *t);

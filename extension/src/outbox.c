@@ -78,7 +78,6 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 	bool	   *nulls;
 	int64		seq;
 	int			att_last;
-	AclResult	aclresult;
 
 	/* the outbox's CHECK on kind (its row is written without the executor) */
 	if (kind[0] == '\0' || strpbrk(kind, "\r\n") != NULL)
@@ -88,17 +87,13 @@ herald_stream_append(const char *stream, const char *kind, Datum data)
 						"outbox", "outbox_kind_check"),
 				 errhint("A message kind is not empty and has no line breaks.")));
 
-	herald_table_open(&outbox, "outbox");
-	/* the privilege the INSERT into the outbox would need */
-	aclresult = pg_class_aclcheck(RelationGetRelid(outbox.rel), GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(outbox.rel));
+	herald_table_open(&outbox, "outbox", ACL_INSERT);
 
 	/* see the rows this transaction wrote so far, e.g. this stream's row */
 	CommandCounterIncrement();
 
-	herald_table_open(&streams, "streams");
-	att_last = herald_table_attnum(&streams, "last_seq");
+	herald_table_open(&streams, "streams", ACL_SELECT | ACL_UPDATE);
+	att_last = herald_attnum(streams.rel, "last_seq");
 	for (;;)
 	{
 		HeapTuple	old;

@@ -17,8 +17,9 @@
  * What they deliberately do not do is up to the caller, which knows it is
  * not needed: CHECK constraints of columns the caller does not set from
  * user input, row triggers (the caller does their work itself, e.g. it rings
- * the doorbell with herald_announce_message), permission checks (done once
- * by the caller), and row-level security (herald's tables have none).
+ * the doorbell with herald_announce_message) and row-level security
+ * (herald's tables have none). Permissions are checked when a table is
+ * opened, for the privileges the equivalent statement would need.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +34,8 @@
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "storage/lmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -40,19 +43,24 @@
 /*
  * herald_table_open opens the table herald.<relname> for writing, with the
  * lock an INSERT or UPDATE takes (kept until the end of the transaction), and
- * its indexes.
+ * its indexes, after checking that the current user holds every privilege
+ * of mode on it (42501 otherwise), as the INSERT or UPDATE would.
  */
 void
-herald_table_open(HeraldTable *t, const char *relname)
+herald_table_open(HeraldTable *t, const char *relname, AclMode mode)
 {
 	Oid			nsp = get_namespace_oid("herald", false);
 	Oid			relid = get_relname_relid(relname, nsp);
+	AclResult	aclresult;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"herald.%s\" does not exist", relname)));
 	t->rel = table_open(relid, RowExclusiveLock);
+	aclresult = pg_class_aclcheck(relid, GetUserId(), mode);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, relname);
 	t->estate = CreateExecutorState();
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 0, NULL, 0);
@@ -76,12 +84,12 @@ herald_table_close(HeraldTable *t)
 }
 
 /*
- * herald_table_attnum returns the attribute number of column name.
+ * herald_attnum returns the attribute number of column name of rel.
  */
 int
-herald_table_attnum(HeraldTable *t, const char *name)
+herald_attnum(Relation rel, const char *name)
 {
-	TupleDesc	tupdesc = RelationGetDescr(t->rel);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			i;
 
 	for (i = 0; i < tupdesc->natts; i++)
@@ -92,7 +100,7 @@ herald_table_attnum(HeraldTable *t, const char *name)
 			return i + 1;
 	}
 	elog(ERROR, "column \"%s\" of \"herald.%s\" not found", name,
-		 RelationGetRelationName(t->rel));
+		 RelationGetRelationName(rel));
 	return 0;					/* keep the compiler quiet */
 }
 
@@ -235,7 +243,7 @@ void
 herald_table_set(HeraldTable *t, Datum *values, bool *nulls, const char *name,
 				 Datum value)
 {
-	int			att = herald_table_attnum(t, name) - 1;
+	int			att = herald_attnum(t->rel, name) - 1;
 
 	values[att] = value;
 	nulls[att] = false;

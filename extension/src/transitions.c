@@ -87,7 +87,6 @@ static void report_check_transition(Datum id, ReportStatus from, ReportStatus to
 static void report_record(Datum id, Datum owner, int32 version, Oid enumtype,
 						  int from, ReportStatus to, TimestampTz at);
 static char *report_allowed_targets(ReportStatus from);
-static int	report_attnum(TupleDesc tupdesc, const char *name);
 
 PG_FUNCTION_INFO_V1(herald_report_guard);
 PG_FUNCTION_INFO_V1(herald_report_record);
@@ -142,19 +141,6 @@ report_allowed_targets(ReportStatus from)
 }
 
 /*
- * report_attnum returns the attribute number of a column of herald.reports.
- */
-static int
-report_attnum(TupleDesc tupdesc, const char *name)
-{
-	int			attnum = SPI_fnumber(tupdesc, name);
-
-	if (attnum <= 0)
-		elog(ERROR, "herald_report_guard: column \"%s\" not found", name);
-	return attnum;
-}
-
-/*
  * herald_report_guard enforces the state machine on herald.reports (BEFORE
  * INSERT OR UPDATE FOR EACH ROW): it refuses a new report whose status is
  * not "pending" and every UPDATE that is not an allowed transition, with
@@ -193,12 +179,12 @@ herald_report_guard(PG_FUNCTION_ARGS)
 				 errmsg("herald_report_guard must be fired BEFORE INSERT OR UPDATE FOR EACH ROW")));
 
 	tupdesc = trigdata->tg_relation->rd_att;
-	att_id = report_attnum(tupdesc, "id");
-	att_owner = report_attnum(tupdesc, "owner");
-	att_status = report_attnum(tupdesc, "status");
-	att_version = report_attnum(tupdesc, "version");
-	att_created = report_attnum(tupdesc, "created_at");
-	att_updated = report_attnum(tupdesc, "updated_at");
+	att_id = herald_attnum(trigdata->tg_relation, "id");
+	att_owner = herald_attnum(trigdata->tg_relation, "owner");
+	att_status = herald_attnum(trigdata->tg_relation, "status");
+	att_version = herald_attnum(trigdata->tg_relation, "version");
+	att_created = herald_attnum(trigdata->tg_relation, "created_at");
+	att_updated = herald_attnum(trigdata->tg_relation, "updated_at");
 
 	newtuple = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ?
 		trigdata->tg_trigtuple : trigdata->tg_newtuple;
@@ -343,7 +329,7 @@ report_record(Datum id, Datum owner, int32 version, Oid enumtype, int from,
 	char	   *owner_text = DatumGetCString(DirectFunctionCall1(uuid_out, owner));
 	StringInfoData buf;
 
-	herald_table_open(&history, "report_history");
+	herald_table_open(&history, "report_history", ACL_INSERT);
 	herald_table_new_row(&history, &values, &nulls);
 	herald_table_set(&history, values, nulls, "report", id);
 	herald_table_set(&history, values, nulls, "version", Int32GetDatum(version));
@@ -392,7 +378,7 @@ herald_report_record(PG_FUNCTION_ARGS)
 				 errmsg("herald_report_record must be fired AFTER INSERT OR UPDATE FOR EACH ROW")));
 
 	tupdesc = trigdata->tg_relation->rd_att;
-	att_status = report_attnum(tupdesc, "status");
+	att_status = herald_attnum(trigdata->tg_relation, "status");
 	newtuple = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ?
 		trigdata->tg_trigtuple : trigdata->tg_newtuple;
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
@@ -401,14 +387,14 @@ herald_report_record(PG_FUNCTION_ARGS)
 		from = (int) report_status_of(DatumGetObjectId(d));
 	}
 	d = heap_getattr(newtuple, att_status, tupdesc, &isnull);
-	report_record(heap_getattr(newtuple, report_attnum(tupdesc, "id"), tupdesc, &isnull),
-				  heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull),
-				  DatumGetInt32(heap_getattr(newtuple, report_attnum(tupdesc, "version"),
+	report_record(heap_getattr(newtuple, herald_attnum(trigdata->tg_relation, "id"), tupdesc, &isnull),
+				  heap_getattr(newtuple, herald_attnum(trigdata->tg_relation, "owner"), tupdesc, &isnull),
+				  DatumGetInt32(heap_getattr(newtuple, herald_attnum(trigdata->tg_relation, "version"),
 											 tupdesc, &isnull)),
 				  TupleDescAttr(tupdesc, att_status - 1)->atttypid,
 				  from,
 				  report_status_of(DatumGetObjectId(d)),
-				  DatumGetTimestampTz(heap_getattr(newtuple, report_attnum(tupdesc, "updated_at"),
+				  DatumGetTimestampTz(heap_getattr(newtuple, herald_attnum(trigdata->tg_relation, "updated_at"),
 												   tupdesc, &isnull)));
 
 	PG_RETURN_POINTER(NULL);
@@ -438,7 +424,6 @@ herald_transition(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	HeapTuple	oldtuple;
 	HeapTuple	newtuple;
-	AclResult	aclresult;
 	Datum		id;
 	Datum		d;
 	bool		isnull;
@@ -473,19 +458,16 @@ herald_transition(PG_FUNCTION_ARGS)
 				 errmsg("report NULL not found")));
 	id = PG_GETARG_DATUM(0);
 
-	herald_table_open(&reports, "reports");
-	aclresult = pg_class_aclcheck(RelationGetRelid(reports.rel), GetUserId(), ACL_UPDATE);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(reports.rel));
+	herald_table_open(&reports, "reports", ACL_SELECT | ACL_UPDATE);
 	tupdesc = RelationGetDescr(reports.rel);
 
 	/* see this transaction's earlier changes, e.g. of this report */
 	CommandCounterIncrement();
-	att_status = report_attnum(tupdesc, "status");
-	att_version = report_attnum(tupdesc, "version");
+	att_status = herald_attnum(reports.rel, "status");
+	att_version = herald_attnum(reports.rel, "version");
 	cols[0] = att_status;
 	cols[1] = att_version;
-	cols[2] = report_attnum(tupdesc, "updated_at");
+	cols[2] = herald_attnum(reports.rel, "updated_at");
 	for (;;)
 	{
 		if (!herald_table_fetch_row(&reports, id))
@@ -517,7 +499,7 @@ herald_transition(PG_FUNCTION_ARGS)
 		/* a concurrent transition committed first: check against its result */
 	}
 
-	report_record(id, heap_getattr(newtuple, report_attnum(tupdesc, "owner"), tupdesc, &isnull),
+	report_record(id, heap_getattr(newtuple, herald_attnum(reports.rel, "owner"), tupdesc, &isnull),
 				  version, TupleDescAttr(tupdesc, att_status - 1)->atttypid,
 				  (int) from, to, now);
 

@@ -212,10 +212,7 @@ test('SECRET: required off loopback; on loopback a random per-start key, logged'
 
   // Loopback without SECRET: starts with a random key and logs it.
   const loop = run({ HOST: HOST, SECRET: '' });
-  t.after(async () => {
-    await loop.stop();
-    assert.doesNotMatch(loop.output, /AddressSanitizer|runtime error:/, 'sanitizer errors in the loopback sidecar');
-  });
+  t.after(() => loop.stop());
   const base = await sidecarReady(port, loop);
   assert.match(loop.output, /random per-start key/);
   const u = await newUser('randomkey'); // through the main sidecar (SECRET)
@@ -232,10 +229,7 @@ test('SECRET: required off loopback; on loopback a random per-start key, logged'
 test('auth on: per-user streams accept a /login token by user id (sub) or username (name claim)', async (t) => {
   const port = PORT + 9;
   const child = spawnSidecar(port, { HERALD_AUTH: 'on' });
-  t.after(async () => {
-    await child.stop();
-    assert.doesNotMatch(child.output, /AddressSanitizer|runtime error:/, 'sanitizer errors in the auth-on sidecar');
-  });
+  t.after(() => child.stop());
   const base = await sidecarReady(port, child);
   const u = await newUser('streamauth'); // token signed with the shared SECRET
   const claims = JSON.parse(Buffer.from(u.jwt.split('.')[1], 'base64url').toString());

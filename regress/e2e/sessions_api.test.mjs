@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { BASE, sql, client, closePool, waitFor } from './lib/env.mjs';
+import { BASE, sql, client, closePool, waitFor, sleep } from './lib/env.mjs';
 import { SSEStream } from './lib/sse.mjs';
 import { WSClient } from './lib/ws.mjs';
 
@@ -126,7 +126,7 @@ test('one batch rings the doorbell once, whatever its size', async () => {
   const replies = await upload(sid, [[start(sid), ...Array.from({ length: 200 }, (_, i) => ev(`d${i % 7}`, T0 + i))]]);
   assert.deepEqual(replies, [{ message: 'ack', stored: 201 }]);
   await waitFor(() => notes.some((n) => n.stream === 'database_events'), { what: 'the doorbell' });
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   const mine = notes.filter((n) => n.stream === 'database_events');
   assert.equal(mine.length, 1, JSON.stringify(mine));
   const [{ last }] = await sql(`select max(seq)::int as last from herald.outbox where stream = 'database_events' and strpos(data, $1) > 0`, [sid]);

@@ -16,13 +16,6 @@ const post = (username, body, v = 'v2') =>
   fetch(`${BASE}/${v}/message?username=${encodeURIComponent(username)}`, { method: 'POST', body });
 const open = (username, headers = {}) => SSEStream.open(`${BASE}/v2/sse?username=${encodeURIComponent(username)}`, headers);
 
-/** openReady opens a user's v2 stream and waits for its retry: line (it is subscribed). */
-async function openReady(username) {
-  const s = await open(username);
-  await s.waitFor((x) => x.raw.includes('retry:'));
-  return s;
-}
-
 /** assertReplays reconnects with Last-Event-ID and checks the replay is exactly want, nothing more. */
 async function assertReplays(username, lastEventId, want) {
   const r = await open(username, { 'last-event-id': lastEventId });
@@ -44,7 +37,7 @@ async function postWhenUp(username, body) {
 
 test('Last-Event-ID replays exactly the missed three across a sidecar restart', async () => {
   const u = user();
-  const s = await openReady(u);
+  const s = await (await open(u)).ready();
   for (const m of ['one', 'two']) assert.equal((await post(u, m)).status, 204);
   const seen = await s.waitForEvents(2);
   restartSidecar();
@@ -55,7 +48,7 @@ test('Last-Event-ID replays exactly the missed three across a sidecar restart', 
 
 test('an open stream survives a PostgreSQL restart and gets what was sent right after; Last-Event-ID replays across it', async () => {
   const u = user();
-  const s = await openReady(u);
+  const s = await (await open(u)).ready();
   assert.equal((await post(u, 'before')).status, 204);
   const [before] = await s.waitForEvents(1);
   await restartPostgres();
@@ -71,7 +64,7 @@ test('an open stream survives a PostgreSQL restart and gets what was sent right 
 
 test('while PostgreSQL is down: 503 JSON for requests that need it, open streams stay open and resume', async () => {
   const u = user();
-  const s = await openReady(u);
+  const s = await (await open(u)).ready();
   assert.equal((await post(u, 'first')).status, 204);
   await s.waitForEvents(1);
   await closePool();
@@ -126,7 +119,7 @@ test('npm eventsource gets every message, once and in order, across a forced dis
 
 test('a LISTEN connection that goes deaf is found by the NOTIFY round trip and replaced; streams catch up', async () => {
   const u = user();
-  const s = await openReady(u);
+  const s = await (await open(u)).ready();
   const listener = async () => (await sql(
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN v3_messages' AND backend_type = 'client backend'"))
     .map((r) => r.pid);

@@ -27,6 +27,12 @@ SELECT count(*) AS mismatches
 FROM (SELECT g::bigint * 1234567891 + g % 1000 AS ms FROM generate_series(0, 200000) g
 	UNION ALL VALUES (0), (1), (999), (253402300799999)) v
 WHERE herald.unix_ms(herald.from_unix_ms(v.ms)) <> v.ms;
+-- from_unix_ms is truly immutable, so the planner inlines it: no call is left in the plan
+CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN RETURN QUERY EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q; END $$;
+SELECT count(*) FILTER (WHERE p LIKE '%from_unix_ms%') AS calls_left,
+       count(*) FILTER (WHERE p LIKE '%to_timestamp%') AS inlined
+  FROM pg_temp.plan('SELECT herald.from_unix_ms(x) FROM (VALUES (1::bigint), (2)) v(x)') p;
 
 -- The seed's example in two batches.
 SELECT try_ingest('0d856b46-48cd-4fba-946b-53d15b7b43e0', $$[

@@ -55,7 +55,9 @@ SELECT herald.send('err:prepared', 'x') AS seq;
 PREPARE TRANSACTION 'herald_sent';
 SELECT herald.stream_position('err:prepared') AS position;
 -- 42501: herald.send and herald.transition write without statements, but need the
--- privileges their statements would (INSERT on the outbox, UPDATE on the reports)
+-- privileges their statements would (INSERT on the outbox, SELECT and UPDATE on the reports,
+-- and for the rows a transition records: INSERT on the history, SELECT and UPDATE on the
+-- stream counters)
 CREATE ROLE herald_regress_reader;
 GRANT USAGE ON SCHEMA herald TO herald_regress_reader;
 SET ROLE herald_regress_reader;
@@ -63,5 +65,27 @@ SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:acl', 'x')$$);
 SELECT code, message FROM pg_temp.err($$SELECT herald.transition('00000000-0000-0000-0000-00000000e001', 'queued')$$);
 RESET ROLE;
 SELECT herald.stream_position('err:acl') AS position;
+-- privileges on the reports alone: each write the transition records is checked in turn, and
+-- a refused one leaves the report as it was (by transition() or by a plain UPDATE alike)
+SELECT (herald.create_report('00000000-0000-0000-0000-00000000a0c1')).id AS acl_report \gset
+GRANT SELECT, UPDATE ON herald.reports TO herald_regress_reader;
+SET ROLE herald_regress_reader;
+SELECT code, message FROM pg_temp.err(format($$SELECT herald.transition(%L, 'queued')$$, :'acl_report'));
+SELECT code, message FROM pg_temp.err(format($$UPDATE herald.reports SET status = 'queued' WHERE id = %L$$, :'acl_report'));
+RESET ROLE;
+GRANT INSERT ON herald.report_history TO herald_regress_reader;
+SET ROLE herald_regress_reader;
+SELECT code, message FROM pg_temp.err(format($$SELECT herald.transition(%L, 'queued')$$, :'acl_report'));
+RESET ROLE;
+GRANT INSERT ON herald.outbox TO herald_regress_reader;
+SET ROLE herald_regress_reader;
+SELECT code, message FROM pg_temp.err(format($$SELECT herald.transition(%L, 'queued')$$, :'acl_report'));
+RESET ROLE;
+GRANT SELECT, UPDATE ON herald.streams TO herald_regress_reader;
+SET ROLE herald_regress_reader;
+SELECT status, version FROM herald.transition(:'acl_report', 'queued');
+RESET ROLE;
+SELECT version, from_status, to_status FROM herald.report_history(:'acl_report');
+REVOKE ALL ON herald.reports, herald.report_history, herald.streams, herald.outbox FROM herald_regress_reader;
 REVOKE USAGE ON SCHEMA herald FROM herald_regress_reader;
 DROP ROLE herald_regress_reader;

@@ -66,17 +66,6 @@ static void on_json_result(void *data, PGresult *res, const char *error)
     hs_pg_reply_json(req, 200, res);
 }
 
-/* require_method answers 405 unless the request uses one of the given methods. */
-static int require_method(h2o_req_t *req, const char *m1, const char *m2)
-{
-    if (hs_http_method_is(req, m1) || (m2 != NULL && hs_http_method_is(req, m2)))
-        return 0;
-    const char *allow = m2 != NULL ? (strcmp(m1, "GET") == 0 ? "GET, POST" : "POST, GET") : m1;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
-    hs_http_send_error(req, 405, "method %.*s is not allowed here: use %s", (int)req->method.len, req->method.base, allow);
-    return -1;
-}
-
 /* require_token verifies the bearer token and copies its subject (the user id) to sub. */
 static int require_token(h2o_req_t *req, char sub[SUB_MAX])
 {
@@ -99,7 +88,7 @@ static int require_token(h2o_req_t *req, char sub[SUB_MAX])
 
 static int on_users(h2o_handler_t *self, h2o_req_t *req)
 {
-    if (require_method(req, "POST", NULL) != 0)
+    if (!hs_http_require_method(req, "POST"))
         return 0;
     const char *body = hs_http_body_checked(req, 1, NULL);
     if (body == NULL)
@@ -136,7 +125,7 @@ static void on_login_result(void *data, PGresult *res, const char *error)
 
 static int on_login(h2o_handler_t *self, h2o_req_t *req)
 {
-    if (require_method(req, "POST", NULL) != 0)
+    if (!hs_http_require_method(req, "POST"))
         return 0;
     const char *body = hs_http_body_checked(req, 1, NULL);
     if (body == NULL)
@@ -155,7 +144,7 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
 static int on_insert(h2o_handler_t *self, h2o_req_t *req)
 {
     char sub[SUB_MAX];
-    if (require_method(req, "POST", NULL) != 0 || require_token(req, sub) != 0)
+    if (!hs_http_require_method(req, "POST") || require_token(req, sub) != 0)
         return 0;
     const char *body = hs_http_body_checked(req, 1, NULL);
     if (body == NULL)
@@ -228,7 +217,7 @@ static char *path_segment_decode(h2o_mem_pool_t *pool, const char *s, size_t len
 static int on_event_log(h2o_req_t *req, const char *event)
 {
     char sub[SUB_MAX];
-    if (require_method(req, "GET", NULL) != 0 || require_token(req, sub) != 0)
+    if (!hs_http_require_method(req, "GET") || require_token(req, sub) != 0)
         return 0;
     const char *params[] = {sub, event};
     hs_pg_query_req(req, "SELECT herald.api_event_log($1::uuid, $2)", 2, params, on_json_result, req);
@@ -238,7 +227,7 @@ static int on_event_log(h2o_req_t *req, const char *event)
 static int on_cancel(h2o_req_t *req, const char *id)
 {
     char sub[SUB_MAX];
-    if (require_method(req, "GET", "POST") != 0 || require_token(req, sub) != 0)
+    if (!hs_http_require_method(req, "GET, POST") || require_token(req, sub) != 0)
         return 0;
     if (!hs_is_uuid(id)) {
         hs_http_send_error(req, 404, "no event with id \"%s\" (event ids are UUIDs)", id);
@@ -259,7 +248,7 @@ static int on_events(h2o_handler_t *self, h2o_req_t *req)
         return -1;
     const char *tail = path + sizeof(prefix) - 1, *end = path + path_len;
     if (tail == end || (tail + 1 == end && *tail == '/')) {
-        if (require_method(req, "GET", NULL) != 0)
+        if (!hs_http_require_method(req, "GET"))
             return 0;
         return start_events_stream(req);
     }

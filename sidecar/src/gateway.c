@@ -26,10 +26,8 @@
  * a 405 or 400. */
 static const char *user_prelude(h2o_req_t *req, const char *method)
 {
-    if (!hs_http_method_is(req, method)) {
-        hs_http_send_error(req, 405, "use %s", method);
+    if (!hs_http_require_method(req, method))
         return NULL;
-    }
     const char *u = hs_http_query_param(req, "username");
     if (u == NULL || *u == '\0') {
         hs_http_send_error(req, 400, "missing query parameter username");

@@ -182,14 +182,15 @@ size_t hs_http_path_len(h2o_req_t *req)
     return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
 }
 
-int hs_http_path_is(h2o_req_t *req, const char *path)
+/* path_is: the request's path (without the query) is exactly path. */
+static int path_is(h2o_req_t *req, const char *path)
 {
     return h2o_memis(req->path.base, hs_http_path_len(req), path, strlen(path));
 }
 
 int hs_http_require_path(h2o_req_t *req, const char *path)
 {
-    if (hs_http_path_is(req, path))
+    if (path_is(req, path))
         return 1;
     hs_http_send_error(req, 404, "no route for %.*s", (int)hs_http_path_len(req), req->path.base);
     return 0;
@@ -216,6 +217,21 @@ const char *hs_http_header(h2o_req_t *req, const char *lowercase_name)
 int hs_http_method_is(h2o_req_t *req, const char *method)
 {
     return h2o_memis(req->method.base, req->method.len, method, strlen(method));
+}
+
+int hs_http_require_method(h2o_req_t *req, const char *allow)
+{
+    for (const char *p = allow; *p != '\0';) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0 && h2o_memis(req->method.base, req->method.len, p, n))
+            return 1;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    hs_http_send_error(req, 405, "method %.*s is not allowed here: use %s", (int)req->method.len, req->method.base,
+                       allow);
+    return 0;
 }
 
 const char *hs_http_body_checked(h2o_req_t *req, int want_json, size_t *len)

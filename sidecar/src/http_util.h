@@ -32,14 +32,15 @@ const char *hs_http_query_param(h2o_req_t *req, const char *name);
 const char *hs_http_path_tail(h2o_req_t *req, const char *prefix);
 /* hs_http_path_len: the length of the request's path without its query string. */
 size_t hs_http_path_len(h2o_req_t *req);
-/* hs_http_path_is: the request's path (without the query) is exactly path. */
-int hs_http_path_is(h2o_req_t *req, const char *path);
 /* hs_http_require_path: 1 if the request's path is exactly path; otherwise answers 404
  * {"error":"no route for <path>"} and returns 0. For handlers registered on a prefix. */
 int hs_http_require_path(h2o_req_t *req, const char *path);
 /* hs_http_header returns the value of a request header (pool-allocated, NUL-terminated) or NULL. */
 const char *hs_http_header(h2o_req_t *req, const char *lowercase_name);
 int hs_http_method_is(h2o_req_t *req, const char *method);
+/* hs_http_require_method: 1 if the request's method is one of allow ("GET" or a list such as
+ * "GET, POST"); otherwise answers 405 with an Allow header and a JSON error, and returns 0. */
+int hs_http_require_method(h2o_req_t *req, const char *allow);
 /* hs_http_body_checked: for requests with a body, enforces HERALD_MAX_BODY (413) and, when
  * want_json, a JSON content type (415). Returns the body as a NUL-terminated string in the
  * pool, or NULL after having sent the error. */

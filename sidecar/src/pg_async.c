@@ -553,6 +553,11 @@ int hs_pg_result_ok(PGresult *res)
     return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_SINGLE_TUPLE;
 }
 
+const char *hs_pg_error_message(PGresult *res, const char *error)
+{
+    return res ? PQresultErrorMessage(res) : error ? error : "database unavailable";
+}
+
 int hs_pg_error_status(PGresult *res, const char *error)
 {
     if (res == NULL)

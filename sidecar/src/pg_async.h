@@ -65,6 +65,8 @@ void hs_pg_query_json_req(h2o_req_t *req, int status, const char *sql, int npara
 /* hs_pg_error_status maps a failed query to an HTTP status: unavailable -> 503, Herald's
  * SQLSTATEs (class HR) and input errors (class 22, 23) to 4xx, the rest to 500. */
 int hs_pg_error_status(PGresult *res, const char *error);
+/* hs_pg_error_message: the text of a failed query's error, for logs (never NULL). */
+const char *hs_pg_error_message(PGresult *res, const char *error);
 /* hs_pg_reply_error sends that status with {"error": <primary message>} (and logs 500s). */
 void hs_pg_reply_error(h2o_req_t *req, PGresult *res, const char *error);
 /* hs_pg_result_ok: res is a successful result. */

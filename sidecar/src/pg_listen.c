@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "config.h"
 #include "log.h"
@@ -32,20 +31,13 @@ static struct {
     hs_pg_query_t *ping_query;
 } L;
 
-static uint64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 /* ---------------- payloads ---------------- */
 
 static void on_ping_echo(const char *token)
 {
     if (L.token[0] == '\0' || strcmp(token, L.token) != 0)
         return; /* another sidecar's ping, or a late one */
-    uint64_t rtt = now_ms() - L.ping_sent_ms;
+    uint64_t rtt = hs_now_ms() - L.ping_sent_ms;
     HS_METRIC_SET(listen_roundtrip_ms, (int64_t)rtt);
     L.token[0] = '\0';
     hs_timer_stop(&L.deadline);
@@ -94,16 +86,12 @@ static void handle_v3(const char *payload)
         hs_warn(MODULE, "malformed v3_messages payload skipped (want username:message): %.200s", payload);
         return;
     }
-    size_t ulen = (size_t)(colon - payload);
-    char *stream = malloc(ulen + 6);
-    if (stream == NULL)
-        abort();
-    memcpy(stream, "user:", 5);
-    memcpy(stream + 5, payload, ulen);
-    stream[ulen + 5] = '\0';
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    h2o_iovec_t user = h2o_strdup(&pool, payload, (size_t)(colon - payload));
     HS_METRIC_INC(sse_messages_in_total);
-    hs_streams_direct(stream, "message", colon + 1, strlen(colon + 1));
-    free(stream);
+    hs_streams_direct(hs_user_stream(&pool, user.base), "message", colon + 1, strlen(colon + 1));
+    h2o_mem_clear_pool(&pool);
 }
 
 void hs_pg_listen_handle(const char *channel, const char *payload)
@@ -193,7 +181,7 @@ static void on_check(hs_timer_t *t)
     char payload[64];
     snprintf(payload, sizeof(payload), "{\"ping\":\"%s\"}", L.token);
     const char *values[1] = {payload};
-    L.ping_sent_ms = now_ms();
+    L.ping_sent_ms = hs_now_ms();
     uint64_t deadline = (uint64_t)(hs_config.listen_check_ms > 0 ? hs_config.listen_check_ms : 5000) * 2;
     if (deadline < 2000)
         deadline = 2000;

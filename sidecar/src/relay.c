@@ -47,8 +47,9 @@
  * Upstreams reconnect with exponential backoff (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS,
  * reset by a good response) after an error, an end of stream or UPSTREAM_IDLE_MS of silence,
  * sending Last-Event-ID when the upstream gave ids (the emulator resumes after it). The
- * upstream's host name is looked up on h2o's getaddrinfo thread (h2o_hostinfo_getaddr), never
- * on this loop: a slow resolver delays that upstream only.
+ * upstream's host name is looked up on h2o's getaddrinfo threads (h2o_hostinfo_getaddr, up to
+ * LOOKUP_THREADS of them), never on this loop: a slow name delays its own upstream, and others
+ * only once every thread is waiting on a slow one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +88,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MAX_ATTEMPTS 3
+#define LOOKUP_THREADS 4             /* h2o getaddrinfo threads: one slow name does not queue the others */
 #define UPSTREAM_MAX_PENDING 4096
 #define CLIENT_OUT_HIGH (1u << 20)
 #define CLIENT_OUT_LOW (256u << 10)
@@ -1115,6 +1117,7 @@ static void on_wake(h2o_socket_t *sock, const char *err)
 
 static void *relay_main(void *arg)
 {
+    h2o_hostinfo_max_threads = LOOKUP_THREADS;
     relay.loop = h2o_evloop_create();
     relay.lookups = h2o_multithread_create_queue(relay.loop);
     h2o_multithread_register_receiver(relay.lookups, &relay.lookup_receiver, h2o_hostinfo_getaddr_receiver);

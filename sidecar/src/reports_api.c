@@ -38,11 +38,8 @@ static const char *route_prelude(h2o_req_t *req, const char *path, const char *m
 {
     if (!hs_http_require_path(req, path))
         return NULL;
-    if (!hs_http_method_is(req, method)) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, method, strlen(method));
-        hs_http_send_error(req, 405, "%s accepts %s only", path, method);
+    if (!hs_http_require_method(req, method))
         return NULL;
-    }
     const char *user = hs_http_query_param(req, "user_id");
     if (user == NULL || user[0] == '\0') {
         hs_http_send_error(req, 400, "missing user_id query parameter");

@@ -22,20 +22,9 @@
 
 #define MODULE "sessions"
 
-/* method_allowed answers 405 unless the request is GET (or HEAD when head_ok). */
-static int method_allowed(h2o_req_t *req, int head_ok)
-{
-    if (hs_http_method_is(req, "GET") || (head_ok && hs_http_method_is(req, "HEAD")))
-        return 1;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-    hs_http_send_error(req, 405, "%.*s accepts GET only", (int)hs_http_path_len(req),
-                       req->path.base);
-    return 0;
-}
-
 static int on_session(h2o_handler_t *self, h2o_req_t *req)
 {
-    if (!method_allowed(req, 1))
+    if (!hs_http_require_method(req, "GET, HEAD"))
         return 0;
     const char *id = hs_http_path_tail(req, "/session/");
     if (id == NULL || id[0] == '\0') {
@@ -55,7 +44,7 @@ static int on_database_events(h2o_handler_t *self, h2o_req_t *req)
 {
     if (!hs_http_require_path(req, "/database_events"))
         return 0;
-    if (!method_allowed(req, 0))
+    if (!hs_http_require_method(req, "GET"))
         return 0;
     int64_t last = hs_sse_last_event_id(req);
     hs_sse_options_t opts = {0};

@@ -166,7 +166,8 @@ static size_t pending_bytes(hs_sse_t *sse)
 /* write_direct writes as much of p as the socket takes now; returns the bytes written (0 on
  * EAGAIN or an error: h2o's own write then meets the error and closes the connection). send()
  * rather than write(): a socket's send skips the file layer (vfs_write, fdget_pos), about 2 % of
- * a broadcast's kernel time, and MSG_NOSIGNAL keeps a closed peer from raising SIGPIPE. */
+ * a broadcast's kernel time. (MSG_NOSIGNAL only restates main's ignored SIGPIPE, so that this
+ * function is safe on its own.) */
 static size_t write_direct(int fd, const char *p, size_t n)
 {
     ssize_t w;

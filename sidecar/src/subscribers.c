@@ -186,11 +186,6 @@ static int row_msg(PGresult *res, int i, uint64_t batch, hs_stream_msg_t *msg)
     return i == 0 && strcmp(msg->kind, "reset") == 0;
 }
 
-static const char *read_error(PGresult *res, const char *error)
-{
-    return res ? PQresultErrorMessage(res) : (error ? error : "?");
-}
-
 static void stream_fetch(hs_stream_t *s);
 
 static void on_stream_retry(hs_timer_t *t)
@@ -206,7 +201,11 @@ static void on_stream_rows(void *data, PGresult *res, const char *error)
     s->fetching = 0;
     if (!hs_pg_result_ok(res)) {
         hs_warn(MODULE, "stream %s: outbox read failed: %s; retrying", s->name,
-                read_error(res, error));
+                hs_pg_error_message(res, error));
+        /* the retry must read again even when no doorbell announced a target (a catch-up after
+         * a LISTEN reconnect): without this, a failed catch-up was never retried, and what was
+         * committed before the new LISTEN reached nobody until the stream's next message */
+        s->need_fetch = 1;
         hs_timer_start(the_loop(), &s->retry, RETRY_MS, on_stream_retry);
         return;
     }
@@ -288,7 +287,7 @@ static void on_sub_rows(void *data, PGresult *res, const char *error)
     sub->_query = NULL;
     if (!hs_pg_result_ok(res)) {
         hs_warn(MODULE, "stream %s: replay failed: %s; retrying", s->name,
-                read_error(res, error));
+                hs_pg_error_message(res, error));
         hs_timer_start(the_loop(), &sub->_retry, RETRY_MS, on_sub_retry);
         return;
     }

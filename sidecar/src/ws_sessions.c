@@ -336,7 +336,7 @@ static void reply_failure(hs_ws_client_t *c, PGresult *res, const char *error)
     int status = hs_pg_error_status(res, error);
     if (res == NULL || status == 503) {
         hs_warn(MODULE, "session %s: batch not stored: %s", c->session_id,
-                res ? PQresultErrorMessage(res) : error ? error : "database unavailable");
+                hs_pg_error_message(res, error));
         reply_error(c, "database unavailable; the message was not stored", -1);
         return;
     }

@@ -43,7 +43,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * spawnSidecar starts a second sidecar of the test's own (same database, no follower maze or
  * relay) on port with extra environment. child.output collects what it prints, child.exited
- * resolves to its exit code, child.stop() sends SIGTERM and resolves once it has exited.
+ * resolves to its exit code, child.stop() sends SIGTERM and resolves once it has exited; it
+ * rejects when the sidecar printed a sanitizer report (AddressSanitizer, UBSan's runtime error).
  */
 export function spawnSidecar(port, env = {}) {
   const bin = process.env.HERALD_SIDECAR_BIN || path.join(ROOT, 'sidecar/build/herald-sidecar');
@@ -56,18 +57,24 @@ export function spawnSidecar(port, env = {}) {
   child.stderr.on('data', (d) => { child.output += d; });
   // 'close': the process has exited and all of its output has been read
   child.exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
-  child.stop = () => { child.kill('SIGTERM'); return child.exited; };
+  child.stop = async () => {
+    child.kill('SIGTERM');
+    const code = await child.exited;
+    if (/AddressSanitizer|runtime error:/.test(child.output)) throw new Error(`sanitizer errors in the sidecar on port ${port}:\n${child.output}`);
+    return code;
+  };
   return child;
 }
 
 /** sidecarReady waits (up to 10 s) until a spawned sidecar answers /healthcheck; its base URL. */
 export async function sidecarReady(port, child) {
   const base = `http://${HOST}:${port}`;
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/healthcheck`)).ok) return base; } catch { /* not yet */ }
-    if (i >= 200 || child.exitCode !== null || child.signalCode !== null) throw new Error(`the sidecar on port ${port} did not start: ${child.output}`);
-    await sleep(50);
-  }
+  const what = `the sidecar on port ${port} to start`;
+  await waitFor(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: it exited: ${child.output}`);
+    try { return (await fetch(`${base}/healthcheck`)).ok; } catch { return false; /* not yet */ }
+  }, { timeout: 10000, what });
+  return base;
 }
 
 /** waitFor polls fn until it returns a truthy value or the time runs out. */

@@ -76,6 +76,12 @@ export class SSEStream {
   dataEvents() { return this.events.filter((e) => !e.meta); }
 
   /** waitForEvents resolves with the first n data events. */
+  /** ready waits for the stream's retry: line (the sidecar has subscribed it); returns the stream. */
+  async ready(timeout = 5000) {
+    await this.waitFor((s) => s.raw.includes('retry:'), timeout, 'retry');
+    return this;
+  }
+
   async waitForEvents(n, timeout = 5000) {
     await this.waitFor((s) => s.dataEvents().length >= n, timeout, `${n} events`);
     return this.dataEvents().slice(0, n);
