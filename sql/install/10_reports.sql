@@ -72,7 +72,9 @@ $$;
 
 -- transition moves report to new_status and returns the report with its new version.
 -- Errors: unknown status → 22023; unknown report → HR002; a transition outside the table
--- → HR001; no UPDATE privilege on herald.reports → 42501. It locks the row as UPDATE does, so
+-- → HR001; a missing privilege that the equivalent statements would need (SELECT and UPDATE on
+-- herald.reports, INSERT on report_history and outbox, SELECT and UPDATE on streams) → 42501,
+-- naming the table. It locks the row as UPDATE does, so
 -- concurrent transitions of one report serialize and each is checked against the state the
 -- previous one committed. Written in C (transitions.c: herald_transition) without the
 -- executor: it does the guard's and the recorder's work itself with the same code, and row
