@@ -73,6 +73,9 @@ extern void herald_announce_message(const char *stream, int64 seq,
 /* outbox.c: appending to a stream from C */
 extern int64 herald_stream_append(const char *stream, const char *kind,
 								  Datum data);
+extern int64 herald_stream_append_many(const char *stream, int n,
+									   const char *const *kinds,
+									   const Datum *datas);
 
 /* doorbell.c: the ring through which the worker rings the doorbells */
 extern Size herald_doorbell_shmem_size(void);

@@ -43,6 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "catalog/pg_type.h"
 
 /* NOTIFY payloads must stay below 8000 bytes; keep a margin. */
 #define HERALD_INLINE_MAX 7900
@@ -74,6 +75,7 @@ static void herald_announce_subxact_callback(SubXactEvent event,
 											 SubTransactionId parentSubid,
 											 void *arg);
 static void herald_announce_flush(void);
+static char *announce_stream_name(int64 stream_id);
 static void herald_announce_reset(void);
 static int	herald_announce_run_cmp(const void *a, const void *b);
 
@@ -100,12 +102,12 @@ herald_outbox_announce(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
 	HeapTuple	tuple;
-	int			att_stream,
+	int			att_stream_id,
 				att_seq,
 				att_kind,
 				att_data;
 	bool		isnull;
-	Datum		stream,
+	Datum		stream_id,
 				seq,
 				kind,
 				data;
@@ -123,15 +125,15 @@ herald_outbox_announce(PG_FUNCTION_ARGS)
 
 	tupdesc = trigdata->tg_relation->rd_att;
 	tuple = trigdata->tg_trigtuple;
-	att_stream = SPI_fnumber(tupdesc, "stream");
+	att_stream_id = SPI_fnumber(tupdesc, "stream_id");
 	att_seq = SPI_fnumber(tupdesc, "seq");
 	att_kind = SPI_fnumber(tupdesc, "kind");
 	att_data = SPI_fnumber(tupdesc, "data");
-	if (att_stream <= 0 || att_seq <= 0 || att_kind <= 0 || att_data <= 0)
+	if (att_stream_id <= 0 || att_seq <= 0 || att_kind <= 0 || att_data <= 0)
 		elog(ERROR, "herald_outbox_announce: table \"%s\" lacks a column of the outbox",
 			 RelationGetRelationName(trigdata->tg_relation));
 
-	stream = heap_getattr(tuple, att_stream, tupdesc, &isnull);
+	stream_id = heap_getattr(tuple, att_stream_id, tupdesc, &isnull);
 	if (isnull)
 		PG_RETURN_POINTER(NULL);
 	seq = heap_getattr(tuple, att_seq, tupdesc, &isnull);
@@ -144,10 +146,44 @@ herald_outbox_announce(PG_FUNCTION_ARGS)
 	if (isnull)
 		data = PointerGetDatum(NULL);
 
-	herald_announce_message(TextDatumGetCString(stream), DatumGetInt64(seq),
-							TextDatumGetCString(kind), data);
+	herald_announce_message(announce_stream_name(DatumGetInt64(stream_id)),
+							DatumGetInt64(seq), TextDatumGetCString(kind), data);
 
 	PG_RETURN_POINTER(NULL);
+}
+
+/*
+ * announce_stream_name returns the name of the stream numbered stream_id
+ * (the outbox names streams by number): for rows inserted into the outbox by
+ * a statement, whose foreign key check, an earlier AFTER trigger, has found
+ * the stream. herald.send and send_many ring their doorbells themselves.
+ */
+static char *
+announce_stream_name(int64 stream_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(stream_id)};
+	char	   *value;
+	char	   *name;
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args("SELECT stream FROM herald.streams WHERE id = $1", 1,
+							   argtypes, values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the stream of an outbox row failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("outbox row of stream " INT64_FORMAT ", which does not exist",
+						stream_id)));
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	name = SPI_palloc(strlen(value) + 1);	/* in the caller's context */
+	strcpy(name, value);
+	SPI_finish();
+	return name;
 }
 
 /*

@@ -41,32 +41,97 @@
 #include "utils/snapmgr.h"
 
 /*
- * herald_table_open opens the table herald.<relname> for writing, with the
- * lock an INSERT or UPDATE takes (kept until the end of the transaction), and
- * its indexes, after checking that the current user holds every privilege
- * of mode on it (42501 otherwise), as the INSERT or UPDATE would.
+ * The OIDs of the tables herald_table_open opened before, by name, so that
+ * the next opens skip the two catalog look-ups. A remembered OID is only a
+ * guess: the relation found under it must still be herald.<name> (after
+ * DROP EXTENSION, a rename, ...), or the names are looked up again.
  */
-void
-herald_table_open(HeraldTable *t, const char *relname, AclMode mode)
-{
-	Oid			nsp = get_namespace_oid("herald", false);
-	Oid			relid = get_relname_relid(relname, nsp);
-	AclResult	aclresult;
+#define HERALD_TABLE_OIDS 8
 
+static struct
+{
+	const char *relname;		/* a string constant of the caller's */
+	Oid			relid;
+}			table_oids[HERALD_TABLE_OIDS];
+static Oid	herald_nsp = InvalidOid;
+
+/*
+ * herald_table_relation opens herald.<relname> with lock, by its remembered
+ * OID when it is still that table, else by name.
+ */
+static Relation
+herald_table_relation(const char *relname, LOCKMODE lock)
+{
+	Relation	rel;
+	Oid			relid;
+	int			i;
+
+	for (i = 0; i < HERALD_TABLE_OIDS && table_oids[i].relname != NULL; i++)
+	{
+		if (strcmp(table_oids[i].relname, relname) != 0)
+			continue;
+		rel = try_table_open(table_oids[i].relid, lock);
+		if (rel != NULL)
+		{
+			if (RelationGetNamespace(rel) == herald_nsp &&
+				strcmp(RelationGetRelationName(rel), relname) == 0)
+				return rel;
+			table_close(rel, lock);
+		}
+		break;
+	}
+
+	herald_nsp = get_namespace_oid("herald", false);
+	relid = get_relname_relid(relname, herald_nsp);
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"herald.%s\" does not exist", relname)));
-	t->rel = table_open(relid, RowExclusiveLock);
-	aclresult = pg_class_aclcheck(relid, GetUserId(), mode);
+	rel = table_open(relid, lock);
+	if (i < HERALD_TABLE_OIDS)
+	{
+		table_oids[i].relname = relname;
+		table_oids[i].relid = relid;
+	}
+	return rel;
+}
+
+/*
+ * herald_table_open opens the table herald.<relname> (relname: a string
+ * constant) for writing, with the lock an INSERT or UPDATE takes (kept until
+ * the end of the transaction), after checking that the current user holds
+ * every privilege of mode on it (42501 otherwise), as the INSERT or UPDATE
+ * would. Its indexes are opened when a write needs them (herald_table_indexes).
+ */
+void
+herald_table_open(HeraldTable *t, const char *relname, AclMode mode)
+{
+	AclResult	aclresult;
+
+	t->rel = herald_table_relation(relname, RowExclusiveLock);
+	aclresult = pg_class_aclcheck(RelationGetRelid(t->rel), GetUserId(), mode);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, relname);
+	t->estate = NULL;
+	t->rri = NULL;
+	t->slot = table_slot_create(t->rel, NULL);
+	t->newslot = table_slot_create(t->rel, NULL);
+}
+
+/*
+ * herald_table_indexes opens the table's indexes, once, for index
+ * maintenance: an insert, or an update that cannot be HOT. A HOT update, the
+ * usual case for the stream counters and the reports, needs none.
+ */
+static void
+herald_table_indexes(HeraldTable *t)
+{
+	if (t->rri != NULL)
+		return;
 	t->estate = CreateExecutorState();
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 0, NULL, 0);
 	ExecOpenIndices(t->rri, false);
-	t->slot = table_slot_create(t->rel, NULL);
-	t->newslot = table_slot_create(t->rel, NULL);
 }
 
 /*
@@ -78,8 +143,11 @@ herald_table_close(HeraldTable *t)
 {
 	ExecDropSingleTupleTableSlot(t->slot);
 	ExecDropSingleTupleTableSlot(t->newslot);
-	ExecCloseIndices(t->rri);
-	FreeExecutorState(t->estate);
+	if (t->rri != NULL)
+	{
+		ExecCloseIndices(t->rri);
+		FreeExecutorState(t->estate);
+	}
 	table_close(t->rel, NoLock);
 }
 
@@ -173,9 +241,14 @@ herald_table_update(HeraldTable *t, HeapTuple newtuple)
 							 &update_indexes);
 	if (res == TM_Ok)
 	{
-		if (update_indexes && t->rri->ri_NumIndices > 0)
-			ExecInsertIndexTuples(t->rri, t->newslot, t->estate, false, false,
-								  NULL, NIL);
+		if (update_indexes)
+		{
+			herald_table_indexes(t);
+			if (t->rri->ri_NumIndices > 0)
+				ExecInsertIndexTuples(t->rri, t->newslot, t->estate, false, false,
+									  NULL, NIL);
+			ResetPerTupleExprContext(t->estate);
+		}
 	}
 	else if (res == TM_Updated || res == TM_Deleted)
 	{
@@ -188,7 +261,6 @@ herald_table_update(HeraldTable *t, HeapTuple newtuple)
 		elog(ERROR, "unexpected result %d updating a row of \"herald.%s\"",
 			 (int) res, RelationGetRelationName(t->rel));
 	ExecClearTuple(t->newslot);
-	ResetPerTupleExprContext(t->estate);
 	return res == TM_Ok;
 }
 
@@ -263,6 +335,7 @@ herald_table_insert(HeraldTable *t, const Datum *values, const bool *nulls)
 	memcpy(slot->tts_values, values, sizeof(Datum) * natts);
 	memcpy(slot->tts_isnull, nulls, sizeof(bool) * natts);
 	ExecStoreVirtualTuple(slot);
+	herald_table_indexes(t);
 	simple_table_tuple_insert(t->rel, slot);
 	if (t->rri->ri_NumIndices > 0)
 		ExecInsertIndexTuples(t->rri, slot, t->estate, false, false, NULL, NIL);

@@ -34,7 +34,7 @@ async function state(id) {
 
 /** messages returns the "events" stream messages whose kind is one of names, in seq order. */
 async function messages(names) {
-  return sql(`select o.seq, o.kind, o.data from herald.outbox o
+  return sql(`select o.seq, o.kind, o.data from herald.messages o
                where o.stream = 'events' and o.kind = any($1) order by o.seq`, [names]);
 }
 
@@ -98,7 +98,7 @@ test('a due event locked by an undecided cancel is published after the rollback,
     await c.end();
   }
   await waitFor(async () => (await state(locked)).published, { timeout: 3000, what: 'the event whose cancel rolled back' });
-  const [{ n }] = await sql("select count(*)::int as n from herald.outbox where stream = 'events' and kind = (select event from herald.events where id = $1)", [locked]);
+  const [{ n }] = await sql("select count(*)::int as n from herald.messages where stream = 'events' and kind = (select event from herald.events where id = $1)", [locked]);
   assert.equal(n, 1);
 });
 

@@ -84,7 +84,7 @@ test('GET /database_events: every stored entry, live, in order, nothing of refus
 test('GET /database_events resumes after Last-Event-ID with no duplicate and no hole', async () => {
   const sid = uuid();
   await upload(sid, [[start(sid), ...Array.from({ length: 10 }, (_, i) => ev(`r${i}`, T0 + i))]]);
-  const [{ seq }] = await sql(`select min(seq)::int as seq from herald.outbox where stream = 'database_events' and strpos(data, $1) > 0`, [sid]);
+  const [{ seq }] = await sql(`select min(seq)::int as seq from herald.messages where stream = 'database_events' and strpos(data, $1) > 0`, [sid]);
   const resumeAfter = seq + 4;
   const s = await SSEStream.open(`${BASE}/database_events`, { 'last-event-id': String(resumeAfter) });
   await s.waitFor((x) => ofSession(x, sid).length === 6, 5000, 'the 6 entries after the resume point');
@@ -129,7 +129,7 @@ test('one batch rings the doorbell once, whatever its size', async () => {
   await sleep(200);
   const mine = notes.filter((n) => n.stream === 'database_events');
   assert.equal(mine.length, 1, JSON.stringify(mine));
-  const [{ last }] = await sql(`select max(seq)::int as last from herald.outbox where stream = 'database_events' and strpos(data, $1) > 0`, [sid]);
+  const [{ last }] = await sql(`select max(seq)::int as last from herald.messages where stream = 'database_events' and strpos(data, $1) > 0`, [sid]);
   assert.equal(mine[0].seq, last);
   await listener.end();
 });

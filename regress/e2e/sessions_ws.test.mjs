@@ -20,7 +20,7 @@ async function stored(sid) {
   const [r] = await sql(`select
       (select count(*) from herald.sessions where session_id = $1)::int as sessions,
       (select count(*) from herald.session_events where session_id = $1)::int as events,
-      (select count(*) from herald.outbox where stream = 'database_events' and strpos(data, $1::text) > 0)::int as streamed`, [sid]);
+      (select count(*) from herald.messages where stream = 'database_events' and strpos(data, $1::text) > 0)::int as streamed`, [sid]);
   return r;
 }
 const NOTHING = { sessions: 0, events: 0, streamed: 0 };

@@ -31,7 +31,7 @@ BEGIN;
 SELECT herald.send('rp:a', 'rolled back') AS seq;
 ROLLBACK;
 SELECT herald.send('rp:a', 'seven') AS seq;
-SELECT count(*) AS messages, max(seq) FROM herald.outbox WHERE stream = 'rp:a';
+SELECT count(*) AS messages, max(seq) FROM herald.messages WHERE stream = 'rp:a';
 
 -- retention: herald.outbox_retention (default 7 days)
 SELECT herald.outbox_retention();
@@ -41,8 +41,9 @@ SELECT herald.prune_outbox() AS pruned;
 -- so the prefix 1..5 goes (4 is younger but a stream is always pruned as a prefix). One
 -- transaction, so that the background worker's own prune cannot take them first.
 BEGIN;
-UPDATE herald.outbox SET created_at = now() - herald.outbox_retention() - interval '1 hour'
- WHERE (stream = 'rp:a' AND seq IN (1, 2, 3, 5)) OR stream = 'rp:b';
+UPDATE herald.outbox o SET created_at = now() - herald.outbox_retention() - interval '1 hour'
+  FROM herald.streams s
+ WHERE s.id = o.stream_id AND ((s.stream = 'rp:a' AND o.seq IN (1, 2, 3, 5)) OR s.stream = 'rp:b');
 SELECT herald.prune_outbox() AS pruned;
 COMMIT;
 SELECT stream, last_seq, pruned_through FROM herald.streams WHERE stream LIKE 'rp:%' ORDER BY stream;
@@ -59,6 +60,6 @@ SELECT * FROM herald.replay('rp:b', 1);
 -- the outbox holds exactly (pruned_through, last_seq] of every stream
 SELECT s.stream, count(o.seq) = s.last_seq - s.pruned_through AS exact,
 	   coalesce(min(o.seq), s.last_seq + 1) = s.pruned_through + 1 AS starts_after_pruned
-  FROM herald.streams s LEFT JOIN herald.outbox o ON o.stream = s.stream
+  FROM herald.streams s LEFT JOIN herald.outbox o ON o.stream_id = s.id
  WHERE s.stream LIKE 'rp:%'
  GROUP BY s.stream, s.last_seq, s.pruned_through ORDER BY s.stream;

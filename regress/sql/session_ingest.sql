@@ -18,7 +18,7 @@ CREATE FUNCTION counts(sid uuid) RETURNS text LANGUAGE sql AS $$
 	SELECT format('sessions=%s events=%s streamed=%s',
 		(SELECT count(*) FROM herald.sessions WHERE session_id = sid),
 		(SELECT count(*) FROM herald.session_events WHERE session_id = sid),
-		(SELECT count(*) FROM herald.outbox WHERE stream = 'database_events' AND strpos(data, sid::text) > 0))
+		(SELECT count(*) FROM herald.messages WHERE stream = 'database_events' AND strpos(data, sid::text) > 0))
 $$;
 
 -- Unix ms <-> timestamptz is exact over the whole accepted range.
@@ -160,12 +160,12 @@ BEGIN
 		paths := paths || CASE WHEN coalesce(pg_stat_get_xact_function_calls('herald.store_session_batch'::regproc), 0) = calls
 			THEN 'fast' ELSE 'ref' END;
 		SELECT string_agg(regexp_replace(replace(o.data, a::text, 'S'), '"event_id":[0-9]+', '"event_id":N'), E'\n' ORDER BY o.seq)
-			INTO rows_a FROM herald.outbox o WHERE o.stream = 'database_events' AND o.seq > pa;
+			INTO rows_a FROM herald.messages o WHERE o.stream = 'database_events' AND o.seq > pa;
 		pb := herald.stream_position('database_events');
 		SELECT * INTO r FROM herald.store_session_batch(b, rb);
 		PERFORM herald.send_batch('database_events', r.stream_rows);
 		SELECT string_agg(regexp_replace(replace(o.data, b::text, 'S'), '"event_id":[0-9]+', '"event_id":N'), E'\n' ORDER BY o.seq)
-			INTO rows_b FROM herald.outbox o WHERE o.stream = 'database_events' AND o.seq > pb;
+			INTO rows_b FROM herald.messages o WHERE o.stream = 'database_events' AND o.seq > pb;
 		IF ra IS DISTINCT FROM r.answer::text OR rows_a IS DISTINCT FROM rows_b THEN
 			RETURN format('differs: %s / %s; rows %s / %s', ra, r.answer, rows_a, rows_b);
 		END IF;

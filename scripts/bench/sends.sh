@@ -27,8 +27,7 @@ CREATE TABLE public.bench_plain_outbox (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (stream, seq)
 );
-DELETE FROM herald.outbox WHERE stream LIKE 'bench.%';
-DELETE FROM herald.streams WHERE stream LIKE 'bench.%';
+DELETE FROM herald.streams WHERE stream LIKE 'bench.%';	-- and their messages (ON DELETE CASCADE)
 SQL
 
 msg="$(printf 'x%.0s' $(seq 1 100))"
@@ -59,5 +58,5 @@ done
 "$PG_BINDIR/psql" -X -tA "$DATABASE_URL" -c "
 	SELECT 'sends: check ' || CASE WHEN bool_and(n = s.last_seq AND mx = s.last_seq) THEN 'ok: every bench stream is 1..last_seq without holes'
 	                               ELSE 'FAILED: a bench stream has holes' END
-	  FROM (SELECT stream, count(*) AS n, max(seq) AS mx FROM herald.outbox WHERE stream LIKE 'bench.%' GROUP BY stream) o
+	  FROM (SELECT stream, count(*) AS n, max(seq) AS mx FROM herald.messages WHERE stream LIKE 'bench.%' GROUP BY stream) o
 	  JOIN herald.streams s USING (stream)"

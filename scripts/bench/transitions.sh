@@ -32,9 +32,8 @@ INSERT INTO public.bench_plain_reports (id, owner)
 SELECT md5('bench-report-' || i)::uuid, md5('bench-owner-' || i)::uuid
   FROM generate_series(0, $CLIENTS * $PER_CLIENT + $PER_CLIENT) i;
 -- start from the same state every time: the bench reports' history (by the cascade) and
--- their owners' streams and messages left by earlier runs are removed
+-- their owners' streams and (by the cascade) messages left by earlier runs are removed
 DELETE FROM herald.reports WHERE id IN (SELECT id FROM public.bench_plain_reports);
-DELETE FROM herald.outbox WHERE stream IN (SELECT 'user:' || owner FROM public.bench_plain_reports);
 DELETE FROM herald.streams WHERE stream IN (SELECT 'user:' || owner FROM public.bench_plain_reports);
 INSERT INTO herald.reports (id, owner) SELECT id, owner FROM public.bench_plain_reports;
 VACUUM ANALYZE public.bench_plain_reports;

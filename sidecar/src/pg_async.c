@@ -430,7 +430,7 @@ static void pool_dispatch(void)
 
 static void fail_queue_if_unavailable(void)
 {
-    if (hs_pg_is_available() || pool_is_connecting())
+    if (hs_pg_will_answer())
         return;
     while (!h2o_linklist_is_empty(&pool.queue)) {
         hs_pg_query_t *q = H2O_STRUCT_FROM_MEMBER(hs_pg_query_t, link, pool.queue.next);
@@ -492,9 +492,14 @@ static int pool_is_connecting(void)
     return 0;
 }
 
+int hs_pg_will_answer(void)
+{
+    return hs_pg_is_available() || pool_is_connecting();
+}
+
 hs_pg_query_t *hs_pg_query(const char *sql, int nparams, const char *const *values, hs_pg_result_cb cb, void *data)
 {
-    if (!hs_pg_is_available() && !pool_is_connecting()) {
+    if (!hs_pg_will_answer()) {
         HS_METRIC_INC(pg_unavailable_total);
         cb(data, NULL, "database unavailable");
         return NULL;

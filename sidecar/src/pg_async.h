@@ -46,6 +46,9 @@ typedef struct st_hs_pg_query_t hs_pg_query_t;
 void hs_pg_init(h2o_loop_t *loop, const char *conninfo, int pool_size);
 void hs_pg_shutdown(void);
 int hs_pg_is_available(void);
+/* hs_pg_will_answer: a query queued now will reach the database (a connection is up, or one
+ * is being made, e.g. just after start), rather than fail at once with "database unavailable". */
+int hs_pg_will_answer(void);
 /* hs_pg_query queues a query; values are copied. Returns a handle usable with
  * hs_pg_query_cancel until the callback has run. */
 hs_pg_query_t *hs_pg_query(const char *sql, int nparams, const char *const *values, hs_pg_result_cb cb, void *data);

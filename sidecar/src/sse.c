@@ -535,7 +535,8 @@ hs_sse_t *hs_sse_start(h2o_req_t *req, const hs_sse_options_t *opts)
         hs_http_send_error(req, 400, "Last-Event-ID must be a non-negative integer (an id: of this stream)");
         return NULL;
     }
-    if (opts->stream != NULL && !hs_pg_is_available()) {
+    /* as a query would: refused when no connection is up nor being made (not just after start) */
+    if (opts->stream != NULL && !hs_pg_will_answer()) {
         HS_METRIC_INC(pg_unavailable_total);
         hs_http_send_error(req, 503, "database unavailable");
         return NULL;
