@@ -46,8 +46,18 @@ SELECT code, message FROM pg_temp.err($$SELECT herald.send(repeat('s', 1001), 'x
 SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:s', 'x', E'two\nlines')$$);
 SELECT code, message FROM pg_temp.err($$SELECT herald.send('err:s', NULL::text)$$);
 SELECT code, message FROM pg_temp.err($$SELECT herald.send(NULL, 'x')$$);
+-- send_many: 22023 for arrays of different lengths, 23502 for a NULL element, 23514 for a bad
+-- kind anywhere in the batch (the whole batch is refused)
+SELECT code, message FROM pg_temp.err($$SELECT herald.send_many('err:s', ARRAY['a', 'b'], ARRAY['k'])$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send_many('err:s', ARRAY['a', NULL], ARRAY['k', 'k'])$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send_many('err:s', ARRAY['a', 'b'], ARRAY['k', NULL])$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send_many('err:s', ARRAY['a', 'b'], ARRAY['k', E'x\ry'])$$);
+SELECT code, message FROM pg_temp.err($$SELECT herald.send_many(NULL, ARRAY['a'], ARRAY['k'])$$);
 -- the failed sends took no seq
 SELECT herald.stream_position('err:s') AS position, herald.send('err:s', 'ok') AS next_seq;
+-- a batch takes the next seqs in order, each message with its own kind
+SELECT herald.send_many('err:s', ARRAY['m1', 'm2', 'm3'], ARRAY['k1', 'k2', 'k3']) AS last_seq;
+SELECT * FROM herald.replay('err:s', 1);
 \x off
 -- PREPARE TRANSACTION cannot carry a doorbell (0A000)
 BEGIN;
