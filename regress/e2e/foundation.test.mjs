@@ -11,6 +11,13 @@ test('GET /healthcheck answers 200 OK', async () => {
   assert.equal(await res.text(), 'OK');
 });
 
+test('GET /readyz answers 200 with JSON once the database and LISTEN connections are up', async () => {
+  const res = await waitFor(async () => { const r = await fetch(`${BASE}/readyz`); return r.status === 200 ? r : null; },
+    { what: '/readyz to answer 200' });
+  assert.match(res.headers.get('content-type'), /application\/json/);
+  assert.deepEqual(await res.json(), { ready: true, database: true, listen: true });
+});
+
 test('GET /metrics is Prometheus text', async () => {
   const res = await fetch(`${BASE}/metrics`);
   assert.equal(res.status, 200);

@@ -78,13 +78,17 @@ test('while PostgreSQL is down: 503 JSON for requests that need it, open streams
     assert.equal(g.status, 503);
     assert.equal(typeof (await g.json()).error, 'string');
     const h = await fetch(`${BASE}/healthcheck`);
-    assert.equal(h.status, 200);
+    assert.equal(h.status, 200, 'alive');
+    const r = await fetch(`${BASE}/readyz`);
+    assert.equal(r.status, 503, 'but not ready');
+    assert.equal((await r.json()).database, false);
     await sleep(500);
     assert.equal(s.closed, false, 'the open stream stays open');
   } finally {
     startPostgres();
   }
   await postWhenUp(u, 'second');
+  await waitFor(async () => (await fetch(`${BASE}/readyz`)).status === 200, { timeout: 20000, what: '/readyz 200 again' });
   assert.equal((await post(u, 'third')).status, 204);
   await s.waitForEvents(3, 20000);
   assert.deepEqual(s.dataEvents().map((e) => e.data), ['first', 'second', 'third']);

@@ -5,11 +5,28 @@
 #include "http_util.h"
 #include "metrics.h"
 #include "modules.h"
+#include "pg_async.h"
+#include "pg_listen.h"
 #include "strbuf.h"
+
+#include <stdio.h>
 
 static int on_healthcheck(h2o_handler_t *self, h2o_req_t *req)
 {
     hs_http_send(req, 200, "text/plain; charset=utf-8", "OK", 2);
+    return 0;
+}
+
+/* /readyz: whether this process can serve streams now, for load balancers and orchestrators
+ * (/healthcheck only says that it runs): a query connection to PostgreSQL is up and the
+ * LISTEN connection listens. 200 when both, 503 otherwise; the JSON says which is missing. */
+static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
+{
+    int database = hs_pg_is_available(), listen = hs_pg_listen_is_up();
+    char body[64];
+    int len = snprintf(body, sizeof(body), "{\"ready\":%s,\"database\":%s,\"listen\":%s}",
+                       database && listen ? "true" : "false", database ? "true" : "false", listen ? "true" : "false");
+    hs_http_send_json(req, database && listen ? 200 : 503, body, (size_t)len);
     return 0;
 }
 
@@ -34,6 +51,7 @@ static int on_fallback(h2o_handler_t *self, h2o_req_t *req)
 void hs_routes_register(h2o_hostconf_t *host)
 {
     hs_route(host, "/healthcheck", on_healthcheck);
+    hs_route(host, "/readyz", on_readyz);
     hs_route(host, "/metrics", on_metrics);
     hs_gateway_routes(host);  /* /v1/sse /v2/... /v3/... */
     hs_reports_routes(host);  /* /v4/... */
