@@ -50,7 +50,7 @@
 
 static struct
 {
-	const char *relname;		/* a string constant of the caller's */
+	char		relname[NAMEDATALEN];	/* "" for a free slot */
 	Oid			relid;
 }			table_oids[HERALD_TABLE_OIDS];
 static Oid	herald_nsp = InvalidOid;
@@ -66,7 +66,7 @@ herald_table_relation(const char *relname, LOCKMODE lock)
 	Oid			relid;
 	int			i;
 
-	for (i = 0; i < HERALD_TABLE_OIDS && table_oids[i].relname != NULL; i++)
+	for (i = 0; i < HERALD_TABLE_OIDS && table_oids[i].relname[0] != '\0'; i++)
 	{
 		if (strcmp(table_oids[i].relname, relname) != 0)
 			continue;
@@ -90,18 +90,18 @@ herald_table_relation(const char *relname, LOCKMODE lock)
 	rel = table_open(relid, lock);
 	if (i < HERALD_TABLE_OIDS)
 	{
-		table_oids[i].relname = relname;
+		strlcpy(table_oids[i].relname, relname, NAMEDATALEN);
 		table_oids[i].relid = relid;
 	}
 	return rel;
 }
 
 /*
- * herald_table_open opens the table herald.<relname> (relname: a string
- * constant) for writing, with the lock an INSERT or UPDATE takes (kept until
- * the end of the transaction), after checking that the current user holds
- * every privilege of mode on it (42501 otherwise), as the INSERT or UPDATE
- * would. Its indexes are opened when a write needs them (herald_table_indexes).
+ * herald_table_open opens the table herald.<relname> for writing, with the
+ * lock an INSERT or UPDATE takes (kept until the end of the transaction),
+ * after checking that the current user holds every privilege of mode on it
+ * (42501 otherwise), as the INSERT or UPDATE would. Its indexes are opened
+ * when a write needs them (herald_table_indexes).
  */
 void
 herald_table_open(HeraldTable *t, const char *relname, AclMode mode)

@@ -141,3 +141,31 @@ SELECT status, version FROM herald.transition('00000000-0000-0000-0000-000000000
 COMMIT;
 SELECT version, from_status, to_status FROM herald.report_history('00000000-0000-0000-0000-0000000000c4');
 SELECT seq, data::jsonb ->> 'status' AS status FROM herald.replay('user:00000000-0000-0000-0000-0000000000b4', 0);
+
+-- herald.transition and herald.send write without the executor and open a table's indexes only
+-- when a write needs them: a HOT update needs none, an update that leaves the page does. Within
+-- one transaction nothing can be pruned, so 600 transitions of one report (and 600 messages to
+-- its owner's stream) fill their pages and the updates stop being HOT: the report and the stream
+-- are still found by their keys at every step, and every row version has its index entries
+-- (amcheck's heapallindexed check).
+SELECT id AS hot_report FROM herald.create_report('00000000-0000-0000-0000-0000000000b5') \gset
+SET enable_seqscan = off;
+BEGIN;
+SELECT (ctid::text::point)[0] AS report_block FROM herald.reports WHERE id = :'hot_report' \gset
+SELECT (ctid::text::point)[0] AS stream_block FROM herald.streams WHERE stream = 'user:00000000-0000-0000-0000-0000000000b5' \gset
+SELECT count(herald.transition(:'hot_report', (ARRAY['queued', 'canceled', 'pending'])[i % 3 + 1])) AS transitions
+  FROM generate_series(0, 599) i;
+SELECT (ctid::text::point)[0] <> :report_block AS left_the_page, version, status
+  FROM herald.reports WHERE id = :'hot_report';
+SELECT (ctid::text::point)[0] <> :stream_block AS left_the_page, last_seq
+  FROM herald.streams WHERE stream = 'user:00000000-0000-0000-0000-0000000000b5';
+COMMIT;
+RESET enable_seqscan;
+CREATE EXTENSION amcheck;
+SELECT bt_index_check('herald.reports_pkey', true) AS reports_pkey,
+	   bt_index_check('herald.reports_owner_idx', true) AS reports_owner,
+	   bt_index_check('herald.streams_pkey', true) AS streams_pkey,
+	   bt_index_check('herald.streams_id_key', true) AS streams_id,
+	   bt_index_check('herald.report_history_pkey', true) AS history_pkey,
+	   bt_index_check('herald.outbox_pkey', true) AS outbox_pkey;
+DROP EXTENSION amcheck;
